@@ -1,0 +1,1 @@
+"""Language guidance: text encoders, semantic and relation alignment, the LanguageGuided wrapper."""

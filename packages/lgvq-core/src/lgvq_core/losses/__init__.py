@@ -1,0 +1,1 @@
+"""Loss functions and the objective (total + named breakdown)."""

@@ -1,0 +1,1 @@
+"""Reconstruction, codebook and Fréchet-distance metrics."""

@@ -1,0 +1,1 @@
+"""Encoder/decoder, discriminator and the tokenizer builders."""

@@ -1,0 +1,3 @@
+"""lgvq-downstream."""
+
+__version__ = "0.1.0"

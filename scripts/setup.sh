@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtual environment in .venv with every package of the workspace installed (editable).
+# A second run compares a hash of the dependency files with the one recorded at the last install and skips.
+# Override the interpreter with PYTHON=..., the torch pin with LGVQ_TORCH_SPEC=... (e.g. a CUDA build elsewhere).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+stamp_file=$VENV/.lgvq-installed
+want=$(cat requirements/constraints.txt pyproject.toml packages/*/pyproject.toml scripts/setup.sh | sha256sum | cut -c1-64)
+if [[ -f $stamp_file && "$(cat "$stamp_file")" == "$want" ]]; then
+  echo "setup: .venv is up to date (skipping install)"
+  exit 0
+fi
+start=$(date +%s)
+[[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# torch first, pinned by the constraints file: on machines with a local CPU wheel this takes it, not a CUDA build.
+"${pip[@]}" install -c requirements/constraints.txt "${LGVQ_TORCH_SPEC:-torch==2.13.0}"
+"${pip[@]}" install -c requirements/constraints.txt \
+  -e packages/lgvq-core -e packages/lgvq-data -e packages/lgvq-downstream -e '.[dev,bench]'
+echo "$want" > "$stamp_file"
+echo "setup: installed in $(( $(date +%s) - start )) s; environment size $(du -sh "$VENV" | cut -f1)"
