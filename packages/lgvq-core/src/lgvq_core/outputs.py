@@ -56,3 +56,18 @@ class TokenizerOutput:
     reconstruction: Tensor
     quant: QuantizerOutput
     latent: Tensor
+
+
+@dataclass
+class StepLosses:
+    """What ``training_losses`` returns for one batch.
+
+    Attributes:
+        total: the scalar to back-propagate.
+        breakdown: named terms (scalars) for logging; keys are stable across steps.
+        output: the forward pass the losses were computed from, reused by the discriminator step.
+    """
+
+    total: Tensor
+    breakdown: dict[str, Tensor]
+    output: TokenizerOutput
