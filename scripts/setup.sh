@@ -15,9 +15,11 @@ fi
 start=$(date +%s)
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+# Local file indexes on some machines print one harmless "is ignored" warning per package: hide those lines.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch first, pinned by the constraints file: on machines with a local CPU wheel this takes it, not a CUDA build.
-"${pip[@]}" install -c requirements/constraints.txt "${LGVQ_TORCH_SPEC:-torch==2.13.0}"
-"${pip[@]}" install -c requirements/constraints.txt \
+quiet "${pip[@]}" install -c requirements/constraints.txt "${LGVQ_TORCH_SPEC:-torch==2.13.0}"
+quiet "${pip[@]}" install -c requirements/constraints.txt \
   -e packages/lgvq-core -e packages/lgvq-data -e packages/lgvq-downstream -e '.[dev,bench]'
 echo "$want" > "$stamp_file"
 echo "setup: installed in $(( $(date +%s) - start )) s; environment size $(du -sh "$VENV" | cut -f1)"

@@ -1,0 +1,33 @@
+# Two entry points (see README): `make pipeline` and `make test`. Both set up .venv first if needed.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
+export DVC_NO_ANALYTICS ?= 1
+export RAY_USAGE_STATS_ENABLED ?= 0
+export TOKENIZERS_PARALLELISM ?= false
+PYTEST_ARGS ?=
+
+.PHONY: setup pipeline test test-fast bench lint
+
+setup:
+	@bash scripts/setup.sh
+
+## The main job: the offline default DVC pipeline (data -> validate -> tune -> train -> evaluate -> report).
+pipeline: setup
+	@bash scripts/pipeline.sh
+
+## The whole test suite (what CI runs), slow tests included.
+test: setup
+	@python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+## The quick suite (slow tests deselected).
+test-fast: setup
+	@python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; python "$$b" || exit 1; done
+
+lint: setup
+	@ruff check packages pipelines tests benchmarks
