@@ -1,0 +1,126 @@
+"""Configuration of the language-guided module (frozen dataclasses, strict ``from_dict``).
+
+Two modes:
+
+* ``paper`` matches the official LG-VQ code: the caption is encoded *unmasked* and masked positions of the
+  encoder *output* are swapped for learnable mask vectors (the causal CLIP tower leaks the masked token into later
+  positions), one-way InfoNCE with temperature 1, L_ras averaged over all L×L slots (padding included in the
+  denominator).
+* ``fixed`` masks the tokens *before* the text encoder (replaced by the mask token when the tokenizer has one and
+  hidden from attention), so the masked word cannot leak; symmetric InfoNCE with a learnable temperature; L_ras
+  averaged over valid (non-padding) word pairs only.
+
+The placement of the commitment weight β ("legacy" taming placement vs the VQ-VAE paper's) belongs to the base
+quantizer's configuration, not to this one; :class:`~lgvq_core.guidance.language_guided.LanguageGuided` only
+checks that the base agrees with the mode and logs a warning when it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lgvq_core.config import ConfigError, _StrictConfig
+
+Mode = Literal["paper", "fixed"]
+MODES: tuple[str, ...] = ("paper", "fixed")
+
+
+@dataclass(frozen=True)
+class AlignmentWeights(_StrictConfig):
+    """Weights of the three language-guided terms: total = base + alpha·Lgsa + beta·Lmtp + gamma·Lras.
+
+    The paper gives no values; the official configs use 0.001 / 0.01 / 0.0001 (TextCaps, CelebA-HQ) and
+    0.001 / 0.001 / 0.001 (CUB-200) — see :meth:`for_dataset`.
+    """
+
+    alpha: float = 0.001
+    beta: float = 0.01
+    gamma: float = 0.0001
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+
+    @classmethod
+    def for_dataset(cls, dataset: str) -> AlignmentWeights:
+        """Official per-dataset weights (METHOD-LGVQ §4.3); unknown datasets get the TextCaps/CelebA values."""
+        if dataset.lower() in ("cub", "cub200", "cub-200"):
+            return cls(alpha=0.001, beta=0.001, gamma=0.001)
+        return cls(alpha=0.001, beta=0.01, gamma=0.0001)
+
+
+
+@dataclass(frozen=True)
+class GuidanceConfig(_StrictConfig):
+    """Architecture and loss settings of the LG heads (defaults = the official code, METHOD-LGVQ §3).
+
+    Attributes:
+        mode: ``"paper"`` or ``"fixed"`` (module docstring).
+        weights: alpha/beta/gamma.
+        context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
+        visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
+        visual_layers, visual_heads: depth / heads of the visual-token transformer f_vt.
+        decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (post-LN, FFN = text width).
+        mask_ratio_mean, mask_ratio_std, mask_ratio_min, mask_ratio_max: truncated normal of the per-step mask ratio.
+        label_smoothing: ε of the masked-token cross-entropy.
+        init_temperature: initial InfoNCE temperature in ``fixed`` mode (learnable; ``paper`` uses 1).
+        text_cache_size: captions whose frozen text features are kept in memory (0 disables the cache).
+    """
+
+    mode: Mode = "paper"
+    weights: AlignmentWeights = field(default_factory=AlignmentWeights)
+    context_length: int = 30
+    visual_width: int | None = None
+    visual_layers: int = 2
+    visual_heads: int = 1
+    decoder_layers: int = 2
+    decoder_heads: int = 1
+    decoder_dropout: float = 0.1
+    mask_ratio_mean: float = 0.5
+    mask_ratio_std: float = 0.1
+    mask_ratio_min: float = 0.1
+    mask_ratio_max: float = 0.3
+    label_smoothing: float = 0.1
+    init_temperature: float = 0.07
+    text_cache_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not isinstance(self.weights, AlignmentWeights):
+            raise ConfigError(f"weights must be AlignmentWeights, got {type(self.weights).__name__}")
+        if self.context_length < 3:
+            raise ConfigError(f"context_length must be >= 3 (start, one word, end), got {self.context_length}")
+        for name in ("visual_layers", "visual_heads", "decoder_layers", "decoder_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.visual_width is not None and self.visual_width % self.visual_heads:
+            raise ConfigError(f"visual_width {self.visual_width} is not divisible by visual_heads {self.visual_heads}")
+        if not 0.0 <= self.decoder_dropout < 1.0:
+            raise ConfigError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
+        if not 0.0 <= self.mask_ratio_min < self.mask_ratio_max <= 1.0:
+            raise ConfigError(
+                f"need 0 <= mask_ratio_min < mask_ratio_max <= 1, got {self.mask_ratio_min}, {self.mask_ratio_max}"
+            )
+        if self.mask_ratio_std <= 0:
+            raise ConfigError(f"mask_ratio_std must be > 0, got {self.mask_ratio_std}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.init_temperature <= 0:
+            raise ConfigError(f"init_temperature must be > 0, got {self.init_temperature}")
+        if self.text_cache_size < 0:
+            raise ConfigError(f"text_cache_size must be >= 0, got {self.text_cache_size}")
+
+    @classmethod
+    def paper(cls, dataset: str = "textcaps", **overrides: Any) -> GuidanceConfig:
+        """The official code's settings with its per-dataset weights."""
+        return cls(mode="paper", weights=AlignmentWeights.for_dataset(dataset), **overrides)
+
+    @classmethod
+    def fixed(cls, dataset: str = "textcaps", **overrides: Any) -> GuidanceConfig:
+        """Leak-free masking, symmetric InfoNCE with a learnable temperature, padding-aware L_ras."""
+        return cls(mode="fixed", weights=AlignmentWeights.for_dataset(dataset), **overrides)
+

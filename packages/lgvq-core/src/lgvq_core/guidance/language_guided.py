@@ -1,0 +1,281 @@
+"""``LanguageGuided``: LG-VQ's three alignment losses on top of any base tokenizer (VQ-VAE, VQ-GAN, CVQ, VQCT).
+
+The wrapper calls the base's own ``training_losses`` (reconstruction, quantizer, GAN terms) and adds
+``alpha·Lgsa + beta·Lmtp + gamma·Lras`` computed from the straight-through quantized map ``output.quant.quantized``
+and the captions of the batch. Because the quantized map is ``z + sg(z_q − z)``, the LG gradients reach the
+encoder but never the codebook directly (METHOD-LGVQ §4.5); the frozen text encoder gets none.
+
+The text encoder is *not* a registered submodule: it is absent from ``parameters()``/``state_dict()`` (the
+optimizer and checkpoints hold only the base and the LG heads) but follows ``.to(device)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from lgvq_core.guidance.config import GuidanceConfig
+from lgvq_core.guidance.masking import sample_mask_ratio, sample_token_mask
+from lgvq_core.guidance.relation_alignment import CodeProjector
+from lgvq_core.guidance.semantic_alignment import SemanticAlignment
+from lgvq_core.guidance.text_cache import TextFeatureCache
+from lgvq_core.guidance.text_encoder import TextEncoder, TextFeatures
+from lgvq_core.guidance.visual_encoder import VisualTokenEncoder
+from lgvq_core.losses.alignment import global_alignment_loss, masked_token_loss, relation_alignment_loss
+from lgvq_core.outputs import StepLosses, TokenizerOutput
+
+logger = logging.getLogger(__name__)
+
+HEADS_FILE = "guidance.safetensors"
+CONFIG_FILE = "guidance.json"
+BASE_DIR = "base"
+MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass
+class AlignmentOutput:
+    """The three LG losses of one batch plus what the diagnostics need.
+
+    Attributes:
+        lgsa, lmtp, lras: scalar losses (unweighted).
+        visual: B×(1+N)×E visual-token outputs (index 0 = [CLS]).
+        text: the unmasked text features (on the model's device).
+        masked: B×L bool, the positions masked for L_mtp.
+        logits: M×V prediction logits of the masked positions (row order = ``masked.nonzero()``).
+    """
+
+    lgsa: Tensor
+    lmtp: Tensor
+    lras: Tensor
+    visual: Tensor
+    text: TextFeatures
+    masked: Tensor
+    logits: Tensor
+
+
+class LanguageGuided(nn.Module):
+    """LG-VQ around a base tokenizer.
+
+    Args:
+        base: a ``VQTokenizer`` (anything with ``training_losses(batch, step, discriminator) -> StepLosses``,
+            ``embed_dim`` and ``grid_size``).
+        text_encoder: a loaded, frozen :class:`~lgvq_core.guidance.text_encoder.TextEncoder` (shared, not copied).
+        config: heads and loss settings; ``config.context_length`` must equal the encoder's.
+    """
+
+    def __init__(self, base: nn.Module, text_encoder: TextEncoder, config: GuidanceConfig | None = None) -> None:
+        super().__init__()
+        config = GuidanceConfig() if config is None else config
+        if text_encoder.context_length != config.context_length:
+            raise ValueError(
+                f"text encoder context length {text_encoder.context_length} != config.context_length "
+                f"{config.context_length}; load the encoder with context_length={config.context_length}"
+            )
+        if config.mode == "fixed" and text_encoder.mask_token_id is None:
+            logger.info("%s has no mask token: fixed mode hides masked tokens from attention only", text_encoder.name)
+        self.base = base
+        self.config = config
+        object.__setattr__(self, "text_encoder", text_encoder)  # deliberately not a submodule
+        self.text_cache = TextFeatureCache(text_encoder, config.text_cache_size)
+        code_dim = int(base.embed_dim)
+        h, w = _grid_size(base)
+        text_dim, sentence_dim = text_encoder.hidden_size, text_encoder.sentence_size
+        self.visual = VisualTokenEncoder(
+            code_dim, h * w, text_dim, width=config.visual_width, layers=config.visual_layers,
+            heads=config.visual_heads,
+        )
+        self.cls_to_sentence: nn.Module = (
+            nn.Identity() if sentence_dim == text_dim else nn.Linear(text_dim, sentence_dim, bias=False)
+        )
+        self.semantic = SemanticAlignment(
+            text_dim, text_encoder.vocab_size, config.context_length, layers=config.decoder_layers,
+            heads=config.decoder_heads, dropout=config.decoder_dropout,
+        )
+        self.relation = CodeProjector(code_dim, text_dim)
+        if config.mode == "fixed":
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
+        _check_beta_placement(base, config)
+
+    # ------------------------------------------------------------------ delegation to the base tokenizer
+
+    def forward(self, images: Tensor) -> TokenizerOutput:
+        return self.base(images)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return self.base.encode(images)
+
+    def decode(self, indices: Tensor) -> Tensor:
+        return self.base.decode(indices)
+
+    def discriminator_losses(self, batch: dict, output: TokenizerOutput, step: int,
+                             discriminator: nn.Module) -> StepLosses:
+        """The base's discriminator step (the LG losses do not touch the discriminator)."""
+        return self.base.discriminator_losses(batch, output, step, discriminator)
+
+    def export(self) -> nn.Module:
+        """The base tokenizer alone (LG heads dropped), e.g. for ``save_pretrained`` and downstream use."""
+        return self.base
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LanguageGuided:  # type: ignore[override]
+        super()._apply(fn, *args, **kwargs)
+        self.text_encoder._apply(fn, *args, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------ losses
+
+    @property
+    def temperature(self) -> float:
+        """InfoNCE temperature (1 in paper mode)."""
+        return 1.0 if self.config.mode == "paper" else float(1.0 / self._logit_scale())
+
+    def _logit_scale(self) -> Tensor:
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def text_features(self, captions: list[str]) -> TextFeatures:
+        """Unmasked frozen features (cached per caption when ``config.text_cache_size > 0``), on the CPU."""
+        return self.text_cache.encode(captions)
+
+    def masked_text_features(self, text: TextFeatures, masked: Tensor) -> TextFeatures:
+        """Fixed mode: encode the caption with the masked tokens replaced (mask token) and hidden from attention."""
+        ids = text.token_ids
+        if self.text_encoder.mask_token_id is not None:
+            ids = torch.where(masked, torch.full_like(ids, self.text_encoder.mask_token_id), ids)
+        return self.text_encoder.encode_ids(ids, text.attention_mask & ~masked)
+
+    def alignment_losses(self, quantized: Tensor, captions: list[str], masked: Tensor | None = None) -> AlignmentOutput:
+        """L_gsa, L_mtp, L_ras for the quantized map B×D×h×w (straight-through) and B captions.
+
+        Args:
+            masked: B×L bool positions to mask for L_mtp; ``None`` = sample (truncated-normal ratio, Bernoulli).
+        """
+        if len(captions) != quantized.shape[0]:
+            raise ValueError(f"{len(captions)} captions for a batch of {quantized.shape[0]} images")
+        device = quantized.device
+        text = self.text_features(list(captions)).to(device)
+        visual = self.visual(quantized)
+        cls = self.cls_to_sentence(visual[:, 0])
+        if self.config.mode == "paper":
+            lgsa = global_alignment_loss(cls, text.sentence)
+        else:
+            lgsa = global_alignment_loss(cls, text.sentence, logit_scale=self._logit_scale(), symmetric=True)
+
+        if masked is None:
+            ratio = sample_mask_ratio(
+                self.config.mask_ratio_mean, self.config.mask_ratio_std, self.config.mask_ratio_min,
+                self.config.mask_ratio_max,
+            )
+            masked = sample_token_mask(text.attention_mask, text.special_mask, ratio)
+        masked = masked.to(device) & text.attention_mask
+        if self.config.mode == "paper":
+            states = text.token_states  # encode, then mask (the official order; the masked word leaks)
+        else:
+            states = self.masked_text_features(text, masked).token_states.to(device)
+        hidden = self.semantic(states, masked, text.attention_mask, visual)
+        logits = self.semantic.head(hidden[masked], self.text_encoder.input_embeddings().to(device))
+        targets = text.token_ids[masked]
+        lmtp = masked_token_loss(logits, targets, torch.ones_like(targets, dtype=torch.bool),
+                                 label_smoothing=self.config.label_smoothing)
+        lras = relation_alignment_loss(
+            text.token_states, visual[:, 1:], self.relation(quantized), text.attention_mask,
+            reduction="all" if self.config.mode == "paper" else "valid",
+        )
+        return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits)
+
+    def training_losses(self, batch: dict, step: int, discriminator: nn.Module | None = None) -> StepLosses:
+        """Base objective + alpha·Lgsa + beta·Lmtp + gamma·Lras; breakdown adds ``lgsa``, ``lmtp``, ``lras``."""
+        if "captions" not in batch:
+            raise KeyError("LanguageGuided needs batch['captions'] (one caption per image)")
+        base = self.base.training_losses(batch, step, discriminator)
+        lg = self.alignment_losses(base.output.quant.quantized, batch["captions"])
+        weights = self.config.weights
+        total = base.total + weights.alpha * lg.lgsa + weights.beta * lg.lmtp + weights.gamma * lg.lras
+        breakdown = dict(base.breakdown)
+        breakdown.update(lgsa=lg.lgsa.detach(), lmtp=lg.lmtp.detach(), lras=lg.lras.detach())
+        if self.config.mode == "fixed":
+            breakdown["lg_temperature"] = (1.0 / self._logit_scale()).detach()
+        return StepLosses(total=total, breakdown=breakdown, output=base.output)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def heads_state_dict(self) -> dict[str, Tensor]:
+        """The LG heads only (no base, no text encoder)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("base.")}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """``directory/base`` (the base's own format), ``guidance.safetensors`` (heads), ``guidance.json``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.base.save_pretrained(directory / BASE_DIR)
+        heads = {k: v.detach().cpu().contiguous() for k, v in self.heads_state_dict().items()}
+        _atomic_write(directory / HEADS_FILE, lambda path: save_file(heads, str(path)))
+        meta = {"guidance": self.config.to_dict(), "text_encoder": self.text_encoder.describe()}
+        _atomic_write(directory / CONFIG_FILE, lambda path: path.write_text(json.dumps(meta, indent=2)))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, text_encoder: TextEncoder,
+                        base_loader: Callable[[Path], nn.Module] | None = None) -> LanguageGuided:
+        """Reload a :meth:`save_pretrained` folder with an already loaded text encoder (strict heads)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        meta = json.loads((directory / CONFIG_FILE).read_text())
+        config = GuidanceConfig.from_dict(meta["guidance"])
+        saved = meta["text_encoder"]
+        for key in ("hidden_size", "vocab_size", "context_length"):
+            if saved.get(key) != getattr(text_encoder, key):
+                raise ValueError(f"{directory / CONFIG_FILE}: text_encoder.{key} = {saved.get(key)} but the given "
+                                 f"encoder ({text_encoder.name}) has {getattr(text_encoder, key)}")
+        if base_loader is None:
+            from lgvq_core.models.tokenizer import VQTokenizer
+
+            base_loader = VQTokenizer.from_pretrained
+        model = cls(base_loader(directory / BASE_DIR), text_encoder, config)
+        heads = load_file(str(directory / HEADS_FILE))
+        missing, unexpected = model.load_state_dict(heads, strict=False)
+        missing = [k for k in missing if not k.startswith("base.")]
+        if missing or unexpected:
+            raise ValueError(f"{directory / HEADS_FILE}: missing {missing}, unexpected {list(unexpected)}")
+        return model
+
+
+def _grid_size(base: nn.Module) -> tuple[int, int]:
+    grid = base.grid_size
+    grid = grid() if callable(grid) else grid
+    h, w = (int(g) for g in grid)
+    return h, w
+
+
+def _check_beta_placement(base: nn.Module, config: GuidanceConfig) -> None:
+    """Warn when the base's β placement disagrees with the mode (paper = taming legacy, fixed = VQ-VAE)."""
+    quantizer = getattr(getattr(base, "config", None), "quantizer", None)
+    legacy = getattr(quantizer, "legacy", None)
+    if legacy is None:
+        return
+    expected = config.mode == "paper"
+    if bool(legacy) != expected:
+        logger.warning(
+            "LG mode %r usually pairs with quantizer.legacy=%s (β on the %s term); this base has legacy=%s",
+            config.mode, expected, "codebook" if expected else "commitment", legacy,
+        )
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
