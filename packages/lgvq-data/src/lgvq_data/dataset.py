@@ -1,0 +1,250 @@
+"""PyTorch datasets over shard directories and the collate that builds the batch dict.
+
+- :class:`ShardDataset`: map-style, random access over memory-mapped shards (one split).
+- :class:`ShardIterableDataset`: streams one split; every epoch a (seed, epoch) permutation of the split's rows
+  is dealt round-robin to the ``world_size × num_workers`` consumers (``torch.distributed`` rank × DataLoader
+  worker), so the consumers together see every row exactly once (no duplicates, no gaps). Rows, not whole
+  shards, are dealt: memory-mapped random access makes that cheap and keeps the consumers balanced to ±1 row.
+- :func:`collate`: list of samples → batch dict (keys in :mod:`lgvq_data.schema`).
+
+Per-sample randomness (which caption, random crop, flip) is drawn from ``numpy.random.default_rng([seed, epoch,
+row])``, so it is identical whichever worker or rank loads the row. Call ``set_epoch(epoch)`` before each epoch
+(with ``persistent_workers=False``, the default, DataLoader workers pick it up).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from lgvq_data.schema import (
+    BATCH_ALL_CAPTIONS,
+    BATCH_BOX_LABELS,
+    BATCH_BOXES,
+    BATCH_CAPTIONS,
+    BATCH_IDS,
+    BATCH_IMAGES,
+    BATCH_MASKS,
+    BATCH_QA,
+    BATCH_REFS,
+    COL_BOXES,
+    COL_CAPTIONS,
+    COL_ID,
+    COL_IMAGE,
+    COL_MASK,
+    COL_QA,
+    COL_REFS,
+)
+from lgvq_data.shards import ShardSet
+from lgvq_data.transforms import ImageTransform, decode_image
+
+Sample = dict[str, Any]
+
+
+class ShardDataset(Dataset[Sample]):
+    """Map-style dataset over one split of a shard directory.
+
+    Args:
+        root: shard directory (with ``manifest.json``).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``None`` for all rows.
+        image_size: output side when ``transform`` is not given (resize shorter side + center crop).
+        transform: an :class:`ImageTransform`.
+        seed: seed of the per-(epoch, row) caption choice and augmentation.
+        annotations: also load boxes, masks, QA and referring expressions when present.
+        verify: check manifest row counts and sha256 on open.
+
+    A sample is a dict: ``image`` float32 3×H×W in [-1, 1], ``caption`` (str, chosen per seed/epoch/row),
+    ``captions`` (all), ``id``; with annotations: ``boxes`` (n×4 float32 pixels of the output image),
+    ``box_labels``, ``mask`` (int64 H×W, when the row has one), ``qa`` and ``refs`` (lists of tuples).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str | None = "train",
+        image_size: int = 64,
+        transform: ImageTransform | None = None,
+        seed: int = 0,
+        annotations: bool = True,
+        verify: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform or ImageTransform(size=image_size)
+        self.seed = seed
+        self.annotations = annotations
+        self.epoch = 0
+        self._shards: ShardSet | None = ShardSet.open(self.root, verify=verify)
+        self.indices = np.asarray(self._shards.split_indices(split), dtype=np.int64)
+        self._locations = self._build_locations(self._shards, self.indices)
+
+    @staticmethod
+    def _build_locations(shards: ShardSet, indices: np.ndarray) -> np.ndarray:
+        offsets = np.asarray(shards.offsets, dtype=np.int64)
+        shard_ids = np.searchsorted(offsets, indices, side="right") - 1
+        return np.stack([shard_ids, indices - offsets[shard_ids]], axis=1) if len(indices) else np.zeros((0, 2), np.int64)
+
+    @property
+    def shards(self) -> ShardSet:
+        """The memory-mapped shards (re-opened lazily after pickling into a worker process)."""
+        if self._shards is None:
+            self._shards = ShardSet.open(self.root)
+        return self._shards
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_shards"] = None  # never pickle memory-mapped tables; workers re-open the files
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose caption choices and augmentations are used."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> Sample:
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"index {position} out of range for {len(self)} rows")
+        shard_id, row = (int(v) for v in self._locations[position])
+        table = self.shards.tables[shard_id]
+        rng = np.random.default_rng([self.seed, self.epoch, int(self.indices[position])])
+        captions: list[str] = table.column(COL_CAPTIONS)[row].as_py()
+        caption = captions[int(rng.integers(len(captions)))]
+        image = decode_image(table.column(COL_IMAGE)[row].as_py())
+        sample: Sample = {"id": table.column(COL_ID)[row].as_py(), "caption": caption, "captions": captions}
+        if not self.annotations:
+            sample["image"] = self.transform(image, rng).image
+            return sample
+        boxes = table.column(COL_BOXES)[row].as_py()
+        mask_bytes = table.column(COL_MASK)[row].as_py()
+        mask = decode_image(mask_bytes, mode="L") if mask_bytes is not None else None
+        box_array = (
+            np.asarray([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
+            if boxes is not None
+            else None
+        )
+        out = self.transform(image, rng, mask=mask, boxes=box_array)
+        sample["image"] = out.image
+        if out.mask is not None:
+            sample["mask"] = out.mask
+        if boxes is not None:
+            sample["boxes"] = out.boxes
+            sample["box_labels"] = [b["label"] for b in boxes]
+        qa = table.column(COL_QA)[row].as_py()
+        if qa is not None:
+            sample["qa"] = [(q["question"], q["answer"]) for q in qa]
+        refs = table.column(COL_REFS)[row].as_py()
+        if refs is not None:
+            sample["refs"] = [(r["expression"], int(r["box_index"])) for r in refs]
+        return sample
+
+
+def _distributed_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class ShardIterableDataset(IterableDataset[Sample]):
+    """Streaming variant of :class:`ShardDataset` for distributed training (see module doc).
+
+    Args (besides those of :class:`ShardDataset`):
+        shuffle: permute rows per (seed, epoch); otherwise storage order.
+        rank, world_size: override the ``torch.distributed`` values (default: read them when initialised).
+        even: drop the last ``len % world_size`` rows of the epoch's order so every rank yields the same
+            number of rows (DDP needs equal step counts); ``False`` keeps every row.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str | None = "train",
+        image_size: int = 64,
+        transform: ImageTransform | None = None,
+        seed: int = 0,
+        annotations: bool = True,
+        shuffle: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+        even: bool = False,
+    ) -> None:
+        super().__init__()
+        self.base = ShardDataset(root, split, image_size, transform, seed, annotations)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.even = even
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch: its permutation, caption choices and augmentations."""
+        self.epoch = int(epoch)
+        self.base.set_epoch(epoch)
+
+    def epoch_order(self) -> np.ndarray:
+        """Positions (into the split) in this epoch's order, before dealing to consumers."""
+        n = len(self.base)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 0x5EED]).permutation(n)
+        else:
+            order = np.arange(n)
+        return order
+
+    def assigned_positions(self, worker_id: int | None = None, num_workers: int | None = None) -> np.ndarray:
+        """Positions this consumer (rank, worker) yields this epoch."""
+        rank, world = _distributed_rank_world()
+        rank = self.rank if self.rank is not None else rank
+        world = self.world_size if self.world_size is not None else world
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} not in [0, {world})")
+        if worker_id is None or num_workers is None:
+            info = get_worker_info()
+            worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        order = self.epoch_order()
+        if self.even:
+            order = order[: len(order) - len(order) % world]
+        per_rank = order[rank::world]
+        return per_rank[worker_id::num_workers]
+
+    def __len__(self) -> int:
+        """Rows this rank yields per epoch (all its workers together)."""
+        rank, world = _distributed_rank_world()
+        rank = self.rank if self.rank is not None else rank
+        world = self.world_size if self.world_size is not None else world
+        n = len(self.base) - (len(self.base) % world if self.even else 0)
+        return len(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[Sample]:
+        for position in self.assigned_positions():
+            yield self.base[int(position)]
+
+
+def collate(samples: list[Sample]) -> dict[str, Any]:
+    """Samples → batch dict: ``images`` float32 B×3×H×W in [-1, 1], ``captions`` (one per image), ``ids``,
+    ``all_captions``; when every sample has them: ``boxes`` (list of n_i×4), ``box_labels``, ``masks``
+    (int64 B×H×W), ``qa`` and ``refs``."""
+    if not samples:
+        raise ValueError("collate got an empty list of samples")
+    batch: dict[str, Any] = {
+        BATCH_IMAGES: torch.stack([s["image"] for s in samples]),
+        BATCH_CAPTIONS: [s["caption"] for s in samples],
+        BATCH_IDS: [s["id"] for s in samples],
+        BATCH_ALL_CAPTIONS: [s["captions"] for s in samples],
+    }
+    if all("boxes" in s for s in samples):
+        batch[BATCH_BOXES] = [s["boxes"] for s in samples]
+        batch[BATCH_BOX_LABELS] = [s["box_labels"] for s in samples]
+    if all("mask" in s for s in samples):
+        batch[BATCH_MASKS] = torch.stack([s["mask"] for s in samples])
+    if all("qa" in s for s in samples):
+        batch[BATCH_QA] = [s["qa"] for s in samples]
+    if all("refs" in s for s in samples):
+        batch[BATCH_REFS] = [s["refs"] for s in samples]
+    return batch

@@ -1,0 +1,122 @@
+"""Image decode, resize/crop/flip transforms that keep masks and boxes aligned, and tensor conversion.
+
+Randomness (random crop, flip) comes from a ``numpy.random.Generator`` the caller seeds, so a sample's
+augmentation is a pure function of (seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def decode_image(data: bytes, mode: str = "RGB") -> Image.Image:
+    """Decode PNG/JPEG bytes into a PIL image converted to ``mode``."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image if image.mode == mode else image.convert(mode)
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image → float32 3×H×W tensor in [-1, 1]."""
+    array = np.array(image, dtype=np.uint8)  # writable copy (PIL arrays are read-only)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """Float 3×H×W tensor in [-1, 1] → RGB PIL image (inverse of :func:`image_to_tensor` up to rounding)."""
+    array = ((tensor.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+@dataclass
+class Transformed:
+    """Output of :class:`ImageTransform`: image 3×H×W in [-1, 1]; mask H×W int64; boxes n×4 float32 pixels."""
+
+    image: torch.Tensor
+    mask: torch.Tensor | None
+    boxes: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Resize then crop (and optionally flip) an image, its class mask and its boxes together.
+
+    Args:
+        size: output side in pixels (square output).
+        resize: ``"shorter"`` scales the shorter side to ``size`` (aspect kept, then crop); ``"exact"`` scales
+            straight to size×size (aspect not kept, as TextCaps/MM-CelebA-HQ loaders do); ``"none"`` only crops.
+        crop: ``"center"`` or ``"random"``.
+        hflip: flip horizontally with probability 0.5.
+    """
+
+    size: int = 64
+    resize: Literal["shorter", "exact", "none"] = "shorter"
+    crop: Literal["center", "random"] = "center"
+    hflip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be positive, got {self.size}")
+        if self.resize not in ("shorter", "exact", "none"):
+            raise ValueError(f"resize must be 'shorter', 'exact' or 'none', got {self.resize!r}")
+        if self.crop not in ("center", "random"):
+            raise ValueError(f"crop must be 'center' or 'random', got {self.crop!r}")
+
+    def __call__(
+        self,
+        image: Image.Image,
+        rng: np.random.Generator | None = None,
+        mask: Image.Image | None = None,
+        boxes: np.ndarray | None = None,
+    ) -> Transformed:
+        """Transform one sample. ``boxes`` is n×4 (x0, y0, x1, y1) in pixels of ``image``."""
+        rng = rng or np.random.default_rng(0)
+        width, height = image.size
+        size = self.size
+        if self.resize == "exact":
+            new_w, new_h = size, size
+        elif self.resize == "shorter":
+            scale = size / min(width, height)
+            new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        else:
+            new_w, new_h = width, height
+        if new_w < size or new_h < size:
+            raise ValueError(f"image {width}×{height} is smaller than the crop {size} (resize='none')")
+        if (new_w, new_h) != (width, height):
+            image = image.resize((new_w, new_h), Image.BILINEAR)
+            if mask is not None:
+                mask = mask.resize((new_w, new_h), Image.NEAREST)
+        if self.crop == "random":
+            left = int(rng.integers(0, new_w - size + 1))
+            top = int(rng.integers(0, new_h - size + 1))
+        else:
+            left, top = (new_w - size) // 2, (new_h - size) // 2
+        if (new_w, new_h) != (size, size):
+            image = image.crop((left, top, left + size, top + size))
+            if mask is not None:
+                mask = mask.crop((left, top, left + size, top + size))
+        flip = self.hflip and bool(rng.random() < 0.5)
+        image_tensor = image_to_tensor(image)
+        mask_tensor = None
+        if mask is not None:
+            mask_tensor = torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
+        box_tensor = None
+        if boxes is not None:
+            b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+            b[:, [0, 2]] = b[:, [0, 2]] * (new_w / width) - left
+            b[:, [1, 3]] = b[:, [1, 3]] * (new_h / height) - top
+            np.clip(b, 0.0, float(size), out=b)
+            if flip:
+                b[:, [0, 2]] = size - b[:, [2, 0]]
+            box_tensor = torch.from_numpy(b)
+        if flip:
+            image_tensor = image_tensor.flip(-1)
+            if mask_tensor is not None:
+                mask_tensor = mask_tensor.flip(-1)
+        return Transformed(image=image_tensor, mask=mask_tensor, boxes=box_tensor)
