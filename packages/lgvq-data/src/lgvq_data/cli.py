@@ -25,9 +25,6 @@ logger = logging.getLogger(__name__)
 SourceSpec = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Path]]
 
 
-def _common_build_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"rows_per_shard": args.rows_per_shard, "on_error": args.on_error, "progress": not args.quiet}
-
 
 def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=4000, help="number of images")
