@@ -40,7 +40,8 @@ def from_rows(rows: Tensor, b: int, h: int, w: int) -> Tensor:
 
 @torch.no_grad()
 def kmeans(x: Tensor, num_clusters: int, iters: int, *, chunk_size: int = 1024, generator=None) -> Tensor:
-    """Lloyd's k-means in fp32. Works with fewer vectors than clusters (seeds sampled with replacement).
+    """k-means++ seeding + Lloyd's iterations in fp32. Works with fewer vectors than clusters (then the seeds are
+    sampled with replacement).
 
     Args:
         x: N×D vectors, N ≥ 1.
@@ -55,10 +56,10 @@ def kmeans(x: Tensor, num_clusters: int, iters: int, *, chunk_size: int = 1024, 
     if n == 0:
         raise ValueError("k-means needs at least one vector")
     if n >= num_clusters:
-        seeds = torch.randperm(n, generator=generator, device="cpu")[:num_clusters].to(x.device)
+        centres = _kmeans_plus_plus(x, num_clusters, generator)
     else:
         seeds = torch.randint(n, (num_clusters,), generator=generator, device="cpu").to(x.device)
-    centres = x[seeds].clone()
+        centres = x[seeds].clone()
     for _ in range(iters):
         assign = nearest_code(x, centres, chunk_size)
         counts = torch.bincount(assign, minlength=num_clusters).float()
@@ -66,6 +67,23 @@ def kmeans(x: Tensor, num_clusters: int, iters: int, *, chunk_size: int = 1024, 
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None]
     return centres
+
+
+def _kmeans_plus_plus(x: Tensor, k: int, generator=None) -> Tensor:
+    """k-means++ seeds: each next seed drawn with probability ∝ squared distance to the nearest chosen seed."""
+    n = x.shape[0]
+    first = int(torch.randint(n, (1,), generator=generator))
+    centres = [x[first]]
+    best = (x - x[first]).pow(2).sum(1)
+    for _ in range(1, k):
+        total = best.sum()
+        if float(total) <= 0:
+            idx = int(torch.randint(n, (1,), generator=generator))
+        else:
+            idx = int(torch.multinomial((best / total).cpu(), 1, generator=generator))
+        centres.append(x[idx])
+        best = torch.minimum(best, (x - x[idx]).pow(2).sum(1))
+    return torch.stack(centres).clone()
 
 
 class VectorQuantizer(nn.Module):
