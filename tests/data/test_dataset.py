@@ -24,10 +24,14 @@ def test_map_dataset_images_and_split(synthetic_dir: Path) -> None:
     assert len(ds) == len(train_ids) == 96
     sample = ds[3]
     assert sample["id"] == train_ids[3]
-    assert sample["image"].shape == (3, 32, 32) and sample["image"].dtype == torch.float32
-    assert -1.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
+    assert sample["image"].size == (32, 32) and sample["image"].mode == "RGB"
     original = np.asarray(Image.open(io.BytesIO(shards.row(ds.indices[3].item())["image"])))
-    assert np.array_equal(np.asarray(tensor_to_image(sample["image"])), original)
+    assert np.array_equal(np.asarray(sample["image"]), original)
+    batch = collate([sample])
+    assert batch[BATCH_IMAGES].dtype == torch.float32
+    assert -1.0 <= float(batch[BATCH_IMAGES].min()) and float(batch[BATCH_IMAGES].max()) <= 1.0
+    assert np.array_equal(np.asarray(tensor_to_image(batch[BATCH_IMAGES][0])), original)
+    assert float(batch[BATCH_IMAGES][0, 0, 0, 0]) == pytest.approx(original[0, 0, 0] / 127.5 - 1.0)
     assert sample["caption"] in sample["captions"]
     with pytest.raises(IndexError):
         ds[len(ds)]
@@ -61,7 +65,7 @@ def test_pickled_dataset_does_not_carry_the_data(synthetic_dir: Path) -> None:
     assert len(blob) < 20_000
     clone = pickle.loads(blob)
     assert clone[7]["id"] == ds[7]["id"]
-    assert torch.equal(clone[7]["image"], ds[7]["image"])
+    assert clone[7]["image"].tobytes() == ds[7]["image"].tobytes()
 
 
 def _ids_of(ds: ShardIterableDataset, worker_id: int, num_workers: int) -> list[str]:
@@ -144,7 +148,22 @@ def test_transform_keeps_boxes_and_mask_aligned() -> None:
 def test_random_crop_depends_on_rng_and_stays_inside() -> None:
     image = Image.fromarray(np.arange(30 * 50 * 3, dtype=np.uint8).reshape(30, 50, 3))
     transform = ImageTransform(size=16, resize="none", crop="random")
-    crops = {transform(image, np.random.default_rng(s)).image.sum().item() for s in range(6)}
+    crops = {transform(image, np.random.default_rng(s)).image.tobytes() for s in range(6)}
     assert len(crops) > 1
     exact = ImageTransform(size=8, resize="exact")(image).image
-    assert exact.shape == (3, 8, 8)
+    assert exact.size == (8, 8)
+    with pytest.raises(ValueError, match="need a numpy Generator"):
+        transform(image)
+
+
+def test_flip_mirrors_pixels_and_batch_matches_pixels() -> None:
+    array = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    rng = next(np.random.default_rng(s) for s in range(100) if np.random.default_rng(s).random() < 0.5)
+    flipped = ImageTransform(size=4, resize="none", hflip=True)(Image.fromarray(array), rng).image
+    assert np.array_equal(np.asarray(flipped), array[:, ::-1])
+    from lgvq_data.transforms import images_to_batch
+
+    batch = images_to_batch([Image.fromarray(array), flipped])
+    assert batch.shape == (2, 3, 4, 4) and batch.is_contiguous()
+    expected = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+    assert torch.allclose(batch[0], expected) and torch.allclose(batch[1], expected.flip(-1))

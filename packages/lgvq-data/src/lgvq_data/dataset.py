@@ -7,8 +7,10 @@
   shards, are dealt: memory-mapped random access makes that cheap and keeps the consumers balanced to ±1 row.
 - :func:`collate`: list of samples → batch dict (keys in :mod:`lgvq_data.schema`).
 
-Per-sample randomness (which caption, random crop, flip) is drawn from ``numpy.random.default_rng([seed, epoch,
-row])``, so it is identical whichever worker or rank loads the row. Call ``set_epoch(epoch)`` before each epoch
+Per-sample randomness is a pure function of (seed, epoch, row): the caption index comes from a 64-bit mix of the
+three numbers, random crop/flip from ``numpy.random.default_rng([seed, epoch, row])``, so it is identical whichever
+worker or rank loads the row. Samples hold decoded, transformed PIL images; :func:`collate` converts the whole
+batch to float [-1, 1] in one vectorised op (it runs inside DataLoader workers, so only tensors cross processes). Call ``set_epoch(epoch)`` before each epoch
 (with ``persistent_workers=False``, the default, DataLoader workers pick it up).
 """
 
@@ -41,9 +43,20 @@ from lgvq_data.schema import (
     COL_REFS,
 )
 from lgvq_data.shards import ShardSet
-from lgvq_data.transforms import ImageTransform, decode_image
+from lgvq_data.transforms import ImageTransform, decode_image, images_to_batch
 
 Sample = dict[str, Any]
+_MASK64 = (1 << 64) - 1
+
+
+def mix64(*values: int) -> int:
+    """Deterministic 64-bit hash of integers (splitmix64 steps); cheap per-sample randomness."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (value & _MASK64)) * 0xBF58476D1CE4E5B9 & _MASK64
+        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & _MASK64
+        state ^= state >> 29
+    return state
 
 
 class ShardDataset(Dataset[Sample]):
@@ -58,7 +71,7 @@ class ShardDataset(Dataset[Sample]):
         annotations: also load boxes, masks, QA and referring expressions when present.
         verify: check manifest row counts and sha256 on open.
 
-    A sample is a dict: ``image`` float32 3×H×W in [-1, 1], ``caption`` (str, chosen per seed/epoch/row),
+    A sample is a dict: ``image`` (RGB PIL image, size×size; :func:`collate` makes the float batch), ``caption`` (str, chosen per seed/epoch/row),
     ``captions`` (all), ``id``; with annotations: ``boxes`` (n×4 float32 pixels of the output image),
     ``box_labels``, ``mask`` (int64 H×W, when the row has one), ``qa`` and ``refs`` (lists of tuples).
     """
@@ -82,6 +95,7 @@ class ShardDataset(Dataset[Sample]):
         self._shards: ShardSet | None = ShardSet.open(self.root, verify=verify)
         self.indices = np.asarray(self._shards.split_indices(split), dtype=np.int64)
         self._locations = self._build_locations(self._shards, self.indices)
+        self._columns: list[dict[str, Any]] | None = None
 
     @staticmethod
     def _build_locations(shards: ShardSet, indices: np.ndarray) -> np.ndarray:
@@ -99,7 +113,20 @@ class ShardDataset(Dataset[Sample]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_shards"] = None  # never pickle memory-mapped tables; workers re-open the files
+        state["_columns"] = None
         return state
+
+    def _column_arrays(self) -> list[dict[str, Any]]:
+        """Per shard, its columns as single contiguous Arrow arrays (zero-copy over the mapped file)."""
+        if self._columns is None:
+            self._columns = [
+                {
+                    name: (column.chunk(0) if column.num_chunks == 1 else column.combine_chunks())
+                    for name, column in zip(table.column_names, table.columns)
+                }
+                for table in self.shards.tables
+            ]
+        return self._columns
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose caption choices and augmentations are used."""
@@ -111,35 +138,41 @@ class ShardDataset(Dataset[Sample]):
     def __getitem__(self, position: int) -> Sample:
         if not -len(self) <= position < len(self):
             raise IndexError(f"index {position} out of range for {len(self)} rows")
-        shard_id, row = (int(v) for v in self._locations[position])
-        table = self.shards.tables[shard_id]
-        rng = np.random.default_rng([self.seed, self.epoch, int(self.indices[position])])
-        captions: list[str] = table.column(COL_CAPTIONS)[row].as_py()
-        caption = captions[int(rng.integers(len(captions)))]
-        image = decode_image(table.column(COL_IMAGE)[row].as_py())
-        sample: Sample = {"id": table.column(COL_ID)[row].as_py(), "caption": caption, "captions": captions}
+        shard_id, row = self._locations[position].tolist()
+        columns = self._column_arrays()[shard_id]
+        global_row = int(self.indices[position])
+        captions: list[str] = columns[COL_CAPTIONS][row].as_py()
+        caption = captions[mix64(self.seed, self.epoch, global_row) % len(captions)]
+        transform = self.transform
+        rng = (
+            np.random.default_rng([self.seed, self.epoch, global_row])
+            if transform.crop == "random" or transform.hflip
+            else None
+        )
+        image = decode_image(columns[COL_IMAGE][row].as_py())
+        sample: Sample = {"id": columns[COL_ID][row].as_py(), "caption": caption, "captions": captions}
         if not self.annotations:
-            sample["image"] = self.transform(image, rng).image
+            sample["image"] = transform(image, rng).image
             return sample
-        boxes = table.column(COL_BOXES)[row].as_py()
-        mask_bytes = table.column(COL_MASK)[row].as_py()
+        boxes = columns[COL_BOXES][row].as_py()
+        mask_bytes = columns[COL_MASK][row].as_py()
         mask = decode_image(mask_bytes, mode="L") if mask_bytes is not None else None
         box_array = (
             np.asarray([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
             if boxes is not None
             else None
         )
-        out = self.transform(image, rng, mask=mask, boxes=box_array)
+        out = transform(image, rng, mask=mask, boxes=box_array)
         sample["image"] = out.image
         if out.mask is not None:
             sample["mask"] = out.mask
         if boxes is not None:
             sample["boxes"] = out.boxes
             sample["box_labels"] = [b["label"] for b in boxes]
-        qa = table.column(COL_QA)[row].as_py()
+        qa = columns[COL_QA][row].as_py()
         if qa is not None:
             sample["qa"] = [(q["question"], q["answer"]) for q in qa]
-        refs = table.column(COL_REFS)[row].as_py()
+        refs = columns[COL_REFS][row].as_py()
         if refs is not None:
             sample["refs"] = [(r["expression"], int(r["box_index"])) for r in refs]
         return sample
@@ -227,13 +260,13 @@ class ShardIterableDataset(IterableDataset[Sample]):
 
 
 def collate(samples: list[Sample]) -> dict[str, Any]:
-    """Samples → batch dict: ``images`` float32 B×3×H×W in [-1, 1], ``captions`` (one per image), ``ids``,
+    """Samples → batch dict: ``images`` float32 B×3×H×W in [-1, 1] (uint8 sample images are rescaled), ``captions`` (one per image), ``ids``,
     ``all_captions``; when every sample has them: ``boxes`` (list of n_i×4), ``box_labels``, ``masks``
     (int64 B×H×W), ``qa`` and ``refs``."""
     if not samples:
         raise ValueError("collate got an empty list of samples")
     batch: dict[str, Any] = {
-        BATCH_IMAGES: torch.stack([s["image"] for s in samples]),
+        BATCH_IMAGES: images_to_batch([s["image"] for s in samples]),
         BATCH_CAPTIONS: [s["caption"] for s in samples],
         BATCH_IDS: [s["id"] for s in samples],
         BATCH_ALL_CAPTIONS: [s["captions"] for s in samples],
