@@ -199,6 +199,8 @@ class LanguageGuided(nn.Module):
         weights = self.config.weights
         total = base.total + weights.alpha * lg.lgsa + weights.beta * lg.lmtp + weights.gamma * lg.lras
         breakdown = dict(base.breakdown)
+        breakdown["base_total"] = base.total.detach()
+        breakdown["total"] = total.detach()
         breakdown.update(lgsa=lg.lgsa.detach(), lmtp=lg.lmtp.detach(), lras=lg.lras.detach())
         if self.config.mode == "fixed":
             breakdown["lg_temperature"] = (1.0 / self._logit_scale()).detach()
