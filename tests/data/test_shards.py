@@ -153,3 +153,18 @@ def test_arrow_schema_types() -> None:
     assert SCHEMA.field("width").type == pa.int32()
     assert SCHEMA.field("captions").type == pa.list_(pa.string())
     assert SCHEMA.field("boxes").type.value_type.field("x0").type == pa.float32()
+
+
+def test_build_rejects_wrong_column_type_naming_the_field(tmp_path: Path) -> None:
+    from lgvq_data.build import BadInputError, build_shards
+
+    rows = _rows(3)
+    rows[1]["width"] = "16"
+    rows[1]["_origin"] = "input.jsonl:2"
+    with pytest.raises(BadInputError, match=r"input.jsonl:2, row .*-0000001: field 'width': expected a positive int"):
+        build_shards(iter([dict(r) for r in rows]), tmp_path / "out", source="test")
+    assert not (tmp_path / "out").exists()
+    out = build_shards(iter(rows), tmp_path / "out", source="test", on_error="skip")
+    rejects = json.loads((out / "rejects.json").read_text())
+    assert rejects["rejects"] == [{"file": "input.jsonl:2", "row": rows[1]["id"], "reason": "field 'width': expected a positive int, got '16'"}]
+    assert read_manifest(out)["total_rows"] == 2

@@ -139,6 +139,8 @@ def test_cub(tmp_path: Path) -> None:
     assert first["boxes"] == [{"label": "Black footed Albatross", "x0": 2.0, "y0": 3.0, "x1": 12.0, "y1": 11.0}]
     assert rows["cub-Laysan_Albatross_0002_1027"]["boxes"][0]["x1"] == 24.0  # clipped to the image
     assert validate_shards(tmp_path / "out").success
+    assert main(["build", "cub", "--root", str(root), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert _rows(tmp_path / "cli") == rows
     (root / "text_c10" / Path(files[1]).with_suffix(".txt")).unlink()
     with pytest.raises(BadInputError, match="Laysan_Albatross_0002_1027.txt, row cub-Laysan.*caption file is missing"):
         cub.build(tmp_path / "out2", root)
@@ -165,6 +167,9 @@ def test_celeba_hq_with_masks(tmp_path: Path) -> None:
     Image.fromarray(hair).save(masks / "00001_hair.png")
     out = celeba_hq.build(tmp_path / "out", root, mask_root=tmp_path / "CelebAMask-HQ-mask-anno")
     rows = _rows(out)
+    assert main(["build", "celeba-hq", "--root", str(root), "--mask-root", str(tmp_path / "CelebAMask-HQ-mask-anno"),
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert _rows(tmp_path / "cli") == rows
     assert {r["split"] for r in rows.values()} == {"train", "test"} and rows["celeba-hq-2"]["split"] == "test"
     mask = np.asarray(Image.open(__import__("io").BytesIO(rows["celeba-hq-1"]["mask"])))
     assert mask.shape == (16, 16)  # resized (nearest) from 8×8 to the image size
@@ -219,6 +224,9 @@ def test_coco_with_qa_and_refcoco(tmp_path: Path) -> None:
         "categories": [{"id": 1, "name": "person"}]}))
     out = coco.build(tmp_path / "out", root, qa_root=tmp_path / "cocoqa", refcoco_root=ref)
     rows = _rows(out)
+    assert main(["build", "coco", "--root", str(root), "--qa-root", str(tmp_path / "cocoqa"), "--refcoco-root",
+                 str(ref), "--folders", "val2014", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert set(_rows(tmp_path / "cli")) == {"coco-42"}
     assert set(rows) == {"coco-9", "coco-25", "coco-42"}
     assert rows["coco-42"]["split"] == "val" and rows["coco-9"]["split"] == "train"
     assert rows["coco-9"]["captions"] == ["caption 0 of 9", "caption 1 of 9"]
@@ -247,6 +255,8 @@ def test_textcaps_official_json(tmp_path: Path) -> None:
     (root / "TextCaps_0.1_train.json").write_text(json.dumps(train))
     (root / "TextCaps_0.1_val.json").write_text(json.dumps(val))
     rows = _rows(textcaps.build(tmp_path / "out", root))
+    assert main(["build", "textcaps", "--root", str(root), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert _rows(tmp_path / "cli") == rows
     assert rows["textcaps-0a1b"]["captions"] == ["a sign that says stop", "a red stop sign"]
     assert rows["textcaps-0c2d"]["split"] == "val"
 
@@ -284,6 +294,9 @@ def test_fashion_mnist_scenes(tmp_path: Path) -> None:
     assert fashion_mnist.available(root)
     out = fashion_mnist.build(tmp_path / "out", n=12, image_size=32, seed=1, root=root)
     rows = list(ShardSet.open(out).iter_rows())
+    assert main(["build", "fashion-mnist", "--root", str(root), "--n", "12", "--image-size", "32", "--seed", "1",
+                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert list(ShardSet.open(tmp_path / "cli").iter_rows()) == rows
     assert len(rows) == 12
     for row in rows:
         assert len(set(row["captions"])) >= 5
@@ -297,8 +310,10 @@ def test_fashion_mnist_scenes(tmp_path: Path) -> None:
     ]
 
 
-def test_fashion_mnist_absent_or_corrupt(tmp_path: Path) -> None:
+def test_fashion_mnist_absent_or_corrupt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert not fashion_mnist.available(tmp_path)
+    assert main(["build", "fashion-mnist", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err and not (tmp_path / "out").exists()
     with pytest.raises(SourceLayoutError, match="dataset-fashion-mnist"):
         next(fashion_mnist.records(2, 32, 0, tmp_path))
     (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 5, 28, 28) + b"\0" * 10)
