@@ -167,3 +167,14 @@ def test_flip_mirrors_pixels_and_batch_matches_pixels() -> None:
     assert batch.shape == (2, 3, 4, 4) and batch.is_contiguous()
     expected = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
     assert torch.allclose(batch[0], expected) and torch.allclose(batch[1], expected.flip(-1))
+
+
+def test_annotation_subset(synthetic_dir: Path) -> None:
+    ds = ShardDataset(synthetic_dir, split="train", image_size=32, annotations={"boxes", "refs"})
+    sample = ds[0]
+    assert "boxes" in sample and "refs" in sample and "mask" not in sample and "qa" not in sample
+    assert set(ShardDataset(synthetic_dir, split="train", annotations=False)[0]) == {"id", "caption", "captions", "image"}
+    with pytest.raises(ValueError, match="request both"):
+        ShardDataset(synthetic_dir, annotations={"refs"})
+    with pytest.raises(ValueError, match="unknown annotations"):
+        ShardDataset(synthetic_dir, annotations={"depth"})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import numpy as np
 import torch
@@ -68,7 +68,8 @@ class ShardDataset(Dataset[Sample]):
         image_size: output side when ``transform`` is not given (resize shorter side + center crop).
         transform: an :class:`ImageTransform`.
         seed: seed of the per-(epoch, row) caption choice and augmentation.
-        annotations: also load boxes, masks, QA and referring expressions when present.
+        annotations: which optional columns to load when present: ``True`` (all of ``"boxes"``, ``"mask"``,
+            ``"qa"``, ``"refs"``), ``False`` (none: fastest, image + captions only) or a subset of those names.
         verify: check manifest row counts and sha256 on open.
 
     A sample is a dict: ``image`` (RGB PIL image, size×size; :func:`collate` makes the float batch), ``caption`` (str, chosen per seed/epoch/row),
@@ -83,14 +84,14 @@ class ShardDataset(Dataset[Sample]):
         image_size: int = 64,
         transform: ImageTransform | None = None,
         seed: int = 0,
-        annotations: bool = True,
+        annotations: bool | Collection[str] = True,
         verify: bool = False,
     ) -> None:
         self.root = Path(root)
         self.split = split
         self.transform = transform or ImageTransform(size=image_size)
         self.seed = seed
-        self.annotations = annotations
+        self.annotations = _annotation_set(annotations)
         self.epoch = 0
         self._shards: ShardSet | None = ShardSet.open(self.root, verify=verify)
         self.indices = np.asarray(self._shards.split_indices(split), dtype=np.int64)
@@ -154,8 +155,9 @@ class ShardDataset(Dataset[Sample]):
         if not self.annotations:
             sample["image"] = transform(image, rng).image
             return sample
-        boxes = columns[COL_BOXES][row].as_py()
-        mask_bytes = columns[COL_MASK][row].as_py()
+        wanted = self.annotations
+        boxes = columns[COL_BOXES][row].as_py() if "boxes" in wanted else None
+        mask_bytes = columns[COL_MASK][row].as_py() if "mask" in wanted else None
         mask = decode_image(mask_bytes, mode="L") if mask_bytes is not None else None
         box_array = (
             np.asarray([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
@@ -169,13 +171,30 @@ class ShardDataset(Dataset[Sample]):
         if boxes is not None:
             sample["boxes"] = out.boxes
             sample["box_labels"] = [b["label"] for b in boxes]
-        qa = columns[COL_QA][row].as_py()
+        qa = columns[COL_QA][row].as_py() if "qa" in wanted else None
         if qa is not None:
             sample["qa"] = [(q["question"], q["answer"]) for q in qa]
-        refs = columns[COL_REFS][row].as_py()
+        refs = columns[COL_REFS][row].as_py() if "refs" in wanted else None
         if refs is not None:
             sample["refs"] = [(r["expression"], int(r["box_index"])) for r in refs]
         return sample
+
+
+ANNOTATIONS: frozenset[str] = frozenset({"boxes", "mask", "qa", "refs"})
+
+
+def _annotation_set(annotations: bool | Collection[str]) -> frozenset[str]:
+    if annotations is True:
+        return ANNOTATIONS
+    if annotations is False:
+        return frozenset()
+    chosen = frozenset(annotations)
+    unknown = chosen - ANNOTATIONS
+    if unknown:
+        raise ValueError(f"unknown annotations {sorted(unknown)}; choose from {sorted(ANNOTATIONS)}")
+    if "refs" in chosen and "boxes" not in chosen:
+        raise ValueError("annotations: 'refs' index into 'boxes'; request both")
+    return chosen
 
 
 def _distributed_rank_world() -> tuple[int, int]:
@@ -201,7 +220,7 @@ class ShardIterableDataset(IterableDataset[Sample]):
         image_size: int = 64,
         transform: ImageTransform | None = None,
         seed: int = 0,
-        annotations: bool = True,
+        annotations: bool | Collection[str] = True,
         shuffle: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
