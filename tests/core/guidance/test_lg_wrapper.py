@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import BASES, captioned_batch, make_base
+from lg_helpers import BASES, captioned_batch, make_base
 
 from lgvq_core.guidance import AlignmentWeights, GuidanceConfig, LanguageGuided
 from lgvq_core.outputs import StepLosses
@@ -23,7 +23,7 @@ def _discriminator(base):
 @pytest.mark.parametrize("mode", ["paper", "fixed"])
 @pytest.mark.parametrize("base_name", BASES)
 def test_wrapper_trains_every_base(base_name: str, mode: str, tiny_clip) -> None:
-    base = make_base(base_name)
+    base = make_base(base_name, embed_words=tiny_clip.embed_words)
     weights = AlignmentWeights(alpha=0.5, beta=0.25, gamma=2.0)
     model = LanguageGuided(base, tiny_clip, _config(mode, weights=weights))
     batch = captioned_batch()

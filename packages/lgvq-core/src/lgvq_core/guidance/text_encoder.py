@@ -110,6 +110,10 @@ class TextEncoder(nn.Module):
         token_ids, attention_mask = self.tokenize(list(captions))
         return self.encode_ids(token_ids, attention_mask)
 
+    def embed_words(self, prompts: list[str]) -> Tensor:
+        """len×S sentence vectors of short prompts (CPU) — the ``embed_words`` callable VQCT's word codebook takes."""
+        return self.encode(list(prompts)).sentence.cpu()
+
     def special_mask(self, token_ids: Tensor) -> Tensor:
         """B×L bool, True where ``token_ids`` is a special token."""
         special = torch.tensor(sorted(self.special_token_ids), dtype=token_ids.dtype, device=token_ids.device)
