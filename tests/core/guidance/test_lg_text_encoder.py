@@ -23,7 +23,9 @@ def test_clip_folder_round_trip_and_features(tiny_clip_dir, tiny_clip) -> None:
     encoded = tokenizer(CAPTIONS, padding="max_length", max_length=12, truncation=True, return_tensors="pt")
     with torch.no_grad():
         out = reference_model(**encoded)
-    torch.testing.assert_close(features.token_states, out.last_hidden_state)
+    real = encoded["attention_mask"].bool()
+    torch.testing.assert_close(features.token_states[real], out.last_hidden_state[real])
+    assert features.token_states[~real].abs().sum() == 0  # padding states are zeros
     # without a projection the sentence embedding is the EOT state
     eot = (encoded["input_ids"] == tokenizer.eos_token_id).int().argmax(dim=1)
     torch.testing.assert_close(features.sentence, out.last_hidden_state[torch.arange(3), eot])

@@ -34,7 +34,8 @@ class TextFeatures:
         token_ids: B×L int64 token ids (padded to the context length).
         attention_mask: B×L bool, True for real tokens (special tokens included), False for padding.
         special_mask: B×L bool, True for special tokens (start/end/CLS/SEP) — never masked for prediction.
-        token_states: B×L×E last-layer token states (CLIP: after the final layer norm, not projected).
+        token_states: B×L×E last-layer token states (CLIP: after the final layer norm, not projected); zeros at
+            positions that are not attended (padding, and tokens hidden in ``fixed`` mode).
         sentence: B×S sentence embedding.
     """
 
@@ -240,17 +241,23 @@ class HFTextEncoder(TextEncoder):
         device = self.device
         ids = token_ids.to(device)
         attention = attention_mask.to(device)
+        # Run only up to the last attended position of the batch (padding is invisible to the real tokens, so
+        # their states are unchanged); padding states are returned as zeros.
+        attended = attention.any(dim=0).nonzero()
+        length = int(attended.max()) + 1 if len(attended) else 1
+        run_ids, run_attention = ids[:, :length], attention[:, :length]
+        out = self.model(input_ids=run_ids, attention_mask=run_attention.long())
+        states = out.last_hidden_state
         if self.kind == "clip":
-            out = self.model(input_ids=ids, attention_mask=attention.long())
-            states = out.last_hidden_state
             sentence = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
         else:
-            out = self.model(input_ids=ids, attention_mask=attention.long())
-            states = out.last_hidden_state
-            weights = attention.to(states.dtype).unsqueeze(-1)
+            weights = run_attention.to(states.dtype).unsqueeze(-1)
             sentence = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        states = states.float() * run_attention.unsqueeze(-1)
+        if length < ids.shape[1]:
+            states = torch.nn.functional.pad(states, (0, 0, 0, ids.shape[1] - length))
         special = self.special_mask(ids) & attention
-        return TextFeatures(ids, attention, special, states.float(), sentence.float())
+        return TextFeatures(ids, attention, special, states, sentence.float())
 
     def input_embeddings(self) -> Tensor:
         return self.model.get_input_embeddings().weight.detach()
