@@ -178,3 +178,15 @@ def test_annotation_subset(synthetic_dir: Path) -> None:
         ShardDataset(synthetic_dir, annotations={"refs"})
     with pytest.raises(ValueError, match="unknown annotations"):
         ShardDataset(synthetic_dir, annotations={"depth"})
+
+
+def test_uint8_collate_matches_float_batch(synthetic_dir: Path) -> None:
+    from lgvq_data.transforms import to_unit_range
+
+    ds = ShardDataset(synthetic_dir, split="train", image_size=16, annotations=False)
+    samples = [ds[i] for i in range(4)]
+    as_uint8 = collate(samples, images_dtype="uint8")[BATCH_IMAGES]
+    assert as_uint8.dtype == torch.uint8 and as_uint8.shape == (4, 3, 16, 16) and as_uint8.is_contiguous()
+    assert torch.allclose(to_unit_range(as_uint8), collate(samples)[BATCH_IMAGES], atol=1e-6)
+    with pytest.raises(ValueError, match="dtype"):
+        collate(samples, images_dtype="float16")
