@@ -51,7 +51,10 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default; 1 avoids oversubscription on shared cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     k, d, n = args.codes, args.dim, args.vectors
     g = torch.Generator().manual_seed(0)
     z = torch.randn(n, d, generator=g)

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--amp", choices=["none", "bf16"], default="none")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
