@@ -1,6 +1,6 @@
 """LG overhead: training-step time of base + LanguageGuided divided by the base alone, measured in one run.
 
-Config = the offline default of params.yaml (VQ-GAN, 32×32 images, f=4 → 8×8 tokens, K=256 codes of 64 dims, batch
+Config = the offline default of params.yaml (VQ-GAN and VQ-VAE, 32×32 images, f=4 → 8×8 tokens, K=256 codes of 64 dims, batch
 32, GAN on, perceptual-EffLite0 as configured) with the shipped MiniLM text encoder (context 30). One "step" is the
 generator forward + backward + Adam step and the discriminator step, as in ``lgvq_core.training.loop.fit``.
 
@@ -11,7 +11,7 @@ Variants (interleaved round by round so that machine load affects them alike):
   fixed, cached          LG fixed mode: unmasked features cached; the masked captions are encoded every step
                          (their mask is random, so they cannot be cached)
 
-Run: ``python benchmarks/bench_lg_overhead.py [--rounds 6 --steps 3 --batch 32]``; writes
+Run: ``python benchmarks/bench_lg_overhead.py [--bases vqgan,vqvae --rounds 3 --steps 1 --batch 32]``; writes
 benchmarks/results/bench_lg_overhead.{json,md}.
 """
 
@@ -57,13 +57,16 @@ def captions(count: int, offset: int) -> list[str]:
     return out
 
 
-def build_base(image_size: int):
+def build_base(name: str, image_size: int):
     encoder = EncoderConfig(resolution=image_size, ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(),
                             z_channels=64, norm_groups=16)
     quantizer = QuantizerConfig(codebook_size=256, embed_dim=64, legacy=True)
-    loss = LossConfig(disc_start=0, disc_channels=32, disc_layers=2)
     torch.manual_seed(0)
-    base = builders.vqgan(encoder=encoder, quantizer=quantizer, loss=loss)
+    if name == "vqvae":
+        base = builders.vqvae(encoder=encoder, quantizer=quantizer)
+    else:
+        base = builders.vqgan(encoder=encoder, quantizer=quantizer,
+                              loss=LossConfig(disc_start=0, disc_channels=32, disc_layers=2))
     return base, builders.build_discriminator(base.config)
 
 
@@ -93,8 +96,9 @@ class Runner:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (the median is reported)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
+    parser.add_argument("--bases", default="vqgan,vqvae", help="comma-separated bases to measure")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median is reported)")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per variant per round")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--distinct-captions", type=int, default=256,
@@ -109,15 +113,17 @@ def main(argv: list[str] | None = None) -> dict:
     images = torch.rand(args.batch, 3, args.image_size, args.image_size, generator=g) * 2 - 1
 
     variants: dict[str, Runner] = {}
-    base, disc = build_base(args.image_size)
-    variants["base"] = Runner(base, disc)
-    for label, mode, cache in (("paper, cached", "paper", 100_000), ("paper, no cache", "paper", 0),
-                               ("fixed, cached", "fixed", 100_000)):
-        b, d = build_base(args.image_size)
-        model = LanguageGuided(b, encoder, GuidanceConfig(mode=mode, text_cache_size=cache))
-        if cache:
-            model.text_features(pool)  # one epoch seen: every caption of the pool is cached
-        variants[label] = Runner(model, d)
+    bases = [b.strip() for b in args.bases.split(",") if b.strip()]
+    for base_name in bases:
+        base, disc = build_base(base_name, args.image_size)
+        variants[f"{base_name} | base"] = Runner(base, disc)
+        for label, mode, cache in (("paper, cached", "paper", 100_000), ("paper, no cache", "paper", 0),
+                                   ("fixed, cached", "fixed", 100_000)):
+            b, d = build_base(base_name, args.image_size)
+            model = LanguageGuided(b, encoder, GuidanceConfig(mode=mode, text_cache_size=cache))
+            if cache:
+                model.text_features(pool)  # one epoch seen: every caption of the pool is cached
+            variants[f"{base_name} | {label}"] = Runner(model, d)
 
     def batch_at(i: int) -> dict:
         start = (i * args.batch) % len(pool)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"images": images, "captions": caps}
 
     for runner in variants.values():  # warm-up (allocator, lazy perceptual net)
-        for i in range(2):
+        for i in range(1):
             runner.step(batch_at(i))
     times: dict[str, list[float]] = {k: [] for k in variants}
     counter = 0
@@ -137,15 +143,17 @@ def main(argv: list[str] | None = None) -> dict:
                 counter += 1
             times[label].append((time.perf_counter() - start) / args.steps)
 
-    base_time = statistics.median(times["base"])
     rows = []
     for label, values in times.items():
+        base_name = label.split(" | ")[0]
         median = statistics.median(values)
-        rows.append({"variant": label, "step_s": round(median, 4), "ratio_vs_base": round(median / base_time, 3),
-                     "min_step_s": round(min(values), 4)})
+        base_time = statistics.median(times[f"{base_name} | base"])
+        rows.append({"base": base_name, "variant": label.split(" | ")[1], "step_s": round(median, 4),
+                     "ratio_vs_base": round(median / base_time, 3), "min_step_s": round(min(values), 4)})
     result = {
         "name": NAME,
-        "config": {**vars(args), "base": "vqgan 32px ch32 ch_mult(1,2,2) K256 D64, GAN + perceptual on",
+        "config": {**vars(args), "model": "32px ch32 ch_mult(1,2,2) K256 D64 legacy β; vqgan: GAN + perceptual-EffLite0 on; "
+                   "vqvae: L1+L2 only",
                    "text_encoder": "all-MiniLM-L6-v2 (shipped), context 30"},
         "machine": {"python": platform.python_version(), "torch": torch.__version__,
                     "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
@@ -161,9 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.threads} threads; median of {args.rounds} interleaved rounds × {args.steps} steps; "
         f"1-min load average at the end {os.getloadavg()[0]:.1f}.",
         "",
-        "| variant | step (s) | ratio vs base |",
-        "|---|---|---|",
-        *[f"| {r['variant']} | {r['step_s']:.3f} | {r['ratio_vs_base']:.2f}× |" for r in rows],
+        "| base | variant | step (s) | ratio vs base |",
+        "|---|---|---|---|",
+        *[f"| {r['base']} | {r['variant']} | {r['step_s']:.3f} | {r['ratio_vs_base']:.2f}× |" for r in rows],
         "",
     ]
     (RESULTS / f"{NAME}.md").write_text("\n".join(lines))

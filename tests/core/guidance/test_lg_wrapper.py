@@ -204,3 +204,17 @@ def test_bad_inputs_are_rejected(tiny_clip) -> None:
         model.training_losses({**batch, "captions": batch["captions"][:3]}, 0)
     with pytest.raises(KeyError, match="captions"):
         model.training_losses({"images": batch["images"]}, 0)
+
+
+@pytest.mark.parametrize("mode", ["paper", "fixed"])
+def test_the_shared_training_loop_trains_the_wrapper(mode: str, tmp_path, tiny_clip) -> None:
+    """lgvq_core.training.loop.fit drives LanguageGuided like a plain tokenizer (incl. GAN and a checkpoint)."""
+    from lgvq_core.config import TrainConfig
+    from lgvq_core.training.loop import fit
+
+    base = make_base("vqgan")
+    model = LanguageGuided(base, tiny_clip, _config(mode))
+    config = TrainConfig(steps=2, lr=1e-3, log_every=1, checkpoint_dir=str(tmp_path / "ckpt"))
+    result = fit(model, [captioned_batch()], config, discriminator=_discriminator(base))
+    assert result.state.step == 2
+    assert all(k in result.history[-1] for k in ("lgsa", "lmtp", "lras"))
