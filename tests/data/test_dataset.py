@@ -55,7 +55,8 @@ def test_collate_batch_dict(synthetic_dir: Path) -> None:
     assert len(batch[BATCH_CAPTIONS]) == 5 and all(isinstance(c, str) for c in batch[BATCH_CAPTIONS])
     assert batch[BATCH_MASKS].shape == (5, 24, 24) and batch[BATCH_MASKS].dtype == torch.int64
     assert all(b.shape[1] == 4 for b in batch["boxes"])
-    assert all(0 <= idx < len(b) for refs, b in zip(batch["refs"], batch["boxes"]) for _, idx in refs)
+    pairs = zip(batch["refs"], batch["boxes"], strict=True)
+    assert all(0 <= idx < len(b) for refs, b in pairs for _, idx in refs)
     assert isinstance(batch["qa"][0][0], tuple)
 
 
@@ -85,7 +86,10 @@ def test_rank_worker_split_has_no_duplicates_or_gaps(synthetic_dir: Path, world:
 
 
 def test_even_mode_balances_ranks(synthetic_dir: Path) -> None:
-    counts = [len(ShardIterableDataset(synthetic_dir, split="train", rank=r, world_size=5, even=True)) for r in range(5)]
+    counts = [
+        len(ShardIterableDataset(synthetic_dir, split="train", rank=r, world_size=5, even=True))
+        for r in range(5)
+    ]
     assert counts == [19] * 5
 
 
@@ -104,8 +108,9 @@ def test_shuffle_is_deterministic_by_seed_and_epoch(synthetic_dir: Path) -> None
 def test_dataloader_workers_and_ranks_cover_split_once(synthetic_dir: Path) -> None:
     ids: list[str] = []
     for rank in range(2):
-        ds = ShardIterableDataset(synthetic_dir, split="train", image_size=16, rank=rank, world_size=2,
-                                  annotations=False)
+        ds = ShardIterableDataset(
+            synthetic_dir, split="train", image_size=16, rank=rank, world_size=2, annotations=False
+        )
         ds.set_epoch(3)
         loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=collate)
         for batch in loader:
@@ -173,7 +178,12 @@ def test_annotation_subset(synthetic_dir: Path) -> None:
     ds = ShardDataset(synthetic_dir, split="train", image_size=32, annotations={"boxes", "refs"})
     sample = ds[0]
     assert "boxes" in sample and "refs" in sample and "mask" not in sample and "qa" not in sample
-    assert set(ShardDataset(synthetic_dir, split="train", annotations=False)[0]) == {"id", "caption", "captions", "image"}
+    assert set(ShardDataset(synthetic_dir, split="train", annotations=False)[0]) == {
+        "id",
+        "caption",
+        "captions",
+        "image",
+    }
     with pytest.raises(ValueError, match="request both"):
         ShardDataset(synthetic_dir, annotations={"refs"})
     with pytest.raises(ValueError, match="unknown annotations"):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -72,7 +71,7 @@ def test_killed_writer_leaves_no_output_and_next_writer_cleans_up(tmp_path: Path
         import os, signal
         from lgvq_data.shards import ShardWriter
         from lgvq_data.sources import synthetic
-        writer = ShardWriter({str(tmp_path / 'out')!r}, rows_per_shard=3)
+        writer = ShardWriter({str(tmp_path / "out")!r}, rows_per_shard=3)
         for row in synthetic.records(10, image_size=16):
             writer.write(row)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -161,10 +160,18 @@ def test_build_rejects_wrong_column_type_naming_the_field(tmp_path: Path) -> Non
     rows = _rows(3)
     rows[1]["width"] = "16"
     rows[1]["_origin"] = "input.jsonl:2"
-    with pytest.raises(BadInputError, match=r"input.jsonl:2, row .*-0000001: field 'width': expected a positive int"):
+    with pytest.raises(
+        BadInputError, match=r"input.jsonl:2, row .*-0000001: field 'width': expected a positive int"
+    ):
         build_shards(iter([dict(r) for r in rows]), tmp_path / "out", source="test")
     assert not (tmp_path / "out").exists()
     out = build_shards(iter(rows), tmp_path / "out", source="test", on_error="skip")
     rejects = json.loads((out / "rejects.json").read_text())
-    assert rejects["rejects"] == [{"file": "input.jsonl:2", "row": rows[1]["id"], "reason": "field 'width': expected a positive int, got '16'"}]
+    assert rejects["rejects"] == [
+        {
+            "file": "input.jsonl:2",
+            "row": rows[1]["id"],
+            "reason": "field 'width': expected a positive int, got '16'",
+        }
+    ]
     assert read_manifest(out)["total_rows"] == 2

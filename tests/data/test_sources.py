@@ -57,7 +57,9 @@ def test_folder_jsonl(tmp_path: Path) -> None:
 def test_folder_csv_merges_caption_rows(tmp_path: Path) -> None:
     root = tmp_path / "src"
     _image(root / "x.jpg")
-    (root / "captions.csv").write_text("file,caption,split\nx.jpg,first,train\nx.jpg,second,train\n", encoding="utf-8")
+    (root / "captions.csv").write_text(
+        "file,caption,split\nx.jpg,first,train\nx.jpg,second,train\n", encoding="utf-8"
+    )
     rows = _rows(folder.build(tmp_path / "out", root))
     assert rows["x"]["captions"] == ["first", "second"]
 
@@ -67,9 +69,13 @@ def _bad_folder(root: Path) -> None:
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with open(root / "captions.jsonl", "ab") as handle:
         handle.write(json.dumps({"file": "broken.jpg", "caption": "corrupt"}).encode() + b"\n")  # line 3
-        handle.write(json.dumps({"file": "dog.png", "caption": "   "}).encode() + b"\n")  # line 4: empty caption
+        handle.write(
+            json.dumps({"file": "dog.png", "caption": "   "}).encode() + b"\n"
+        )  # line 4: empty caption
         handle.write(b'{"file": "a/cat.jpg", "caption": "caf\xe9"}\n')  # line 5: latin-1, not UTF-8
-        handle.write(json.dumps({"file": "dog.png", "caption": "again", "id": "dog-1"}).encode() + b"\n")  # dup
+        handle.write(
+            json.dumps({"file": "dog.png", "caption": "again", "id": "dog-1"}).encode() + b"\n"
+        )  # dup
         handle.write(json.dumps({"file": "gone.jpg", "caption": "missing"}).encode() + b"\n")  # line 7
 
 
@@ -87,7 +93,9 @@ def test_bad_input_skip_writes_rejects_report(tmp_path: Path) -> None:
     assert utf8["row"] == "line 5" and utf8["file"].endswith("captions.jsonl")
     dup = next(r for r in rejects["rejects"] if "duplicate id" in r["reason"])
     assert dup["row"] == "dog-1" and dup["file"].endswith("captions.jsonl:6")
-    assert any(r["reason"] == "image file is missing" and r["file"].endswith("gone.jpg") for r in rejects["rejects"])
+    assert any(
+        r["reason"] == "image file is missing" and r["file"].endswith("gone.jpg") for r in rejects["rejects"]
+    )
     assert read_manifest(out)["metadata"]["rejected_rows"] == 5
 
 
@@ -102,7 +110,10 @@ def test_missing_caption_file_is_a_clear_error(tmp_path: Path) -> None:
     _image(tmp_path / "src" / "x.jpg")
     with pytest.raises(SourceLayoutError, match="missing caption file"):
         folder.build(tmp_path / "out", tmp_path / "src")
-    assert main(["build", "folder", "--root", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert (
+        main(["build", "folder", "--root", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--quiet"])
+        == 2
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -120,8 +131,10 @@ def test_cli_build_folder_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_cub(tmp_path: Path) -> None:
     root = tmp_path / "CUB_200_2011"
-    files = ["001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg",
-             "002.Laysan_Albatross/Laysan_Albatross_0002_1027.jpg"]
+    files = [
+        "001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg",
+        "002.Laysan_Albatross/Laysan_Albatross_0002_1027.jpg",
+    ]
     (root).mkdir()
     (root / "images.txt").write_text("".join(f"{i + 1} {f}\n" for i, f in enumerate(files)))
     (root / "train_test_split.txt").write_text("1 1\n2 0\n")
@@ -136,13 +149,17 @@ def test_cub(tmp_path: Path) -> None:
     assert first["split"] == "train" and rows["cub-Laysan_Albatross_0002_1027"]["split"] == "test"
     assert first["captions"] == ["this bird has a white belly", "this bird is dark brown"]
     assert first["labels"] == ["Black footed Albatross"]
-    assert first["boxes"] == [{"label": "Black footed Albatross", "x0": 2.0, "y0": 3.0, "x1": 12.0, "y1": 11.0}]
+    assert first["boxes"] == [
+        {"label": "Black footed Albatross", "x0": 2.0, "y0": 3.0, "x1": 12.0, "y1": 11.0}
+    ]
     assert rows["cub-Laysan_Albatross_0002_1027"]["boxes"][0]["x1"] == 24.0  # clipped to the image
     assert validate_shards(tmp_path / "out").success
     assert main(["build", "cub", "--root", str(root), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
     assert _rows(tmp_path / "cli") == rows
     (root / "text_c10" / Path(files[1]).with_suffix(".txt")).unlink()
-    with pytest.raises(BadInputError, match="Laysan_Albatross_0002_1027.txt, row cub-Laysan.*caption file is missing"):
+    with pytest.raises(
+        BadInputError, match="Laysan_Albatross_0002_1027.txt, row cub-Laysan.*caption file is missing"
+    ):
         cub.build(tmp_path / "out2", root)
 
 
@@ -161,19 +178,37 @@ def test_celeba_hq_with_masks(tmp_path: Path) -> None:
             pickle.dump(names, handle, protocol=2)
     masks = tmp_path / "CelebAMask-HQ-mask-anno" / "0"
     masks.mkdir(parents=True)
-    skin = np.zeros((8, 8), np.uint8); skin[2:6, 2:6] = 255
-    hair = np.zeros((8, 8), np.uint8); hair[0:2, :] = 255
+    skin = np.zeros((8, 8), np.uint8)
+    skin[2:6, 2:6] = 255
+    hair = np.zeros((8, 8), np.uint8)
+    hair[0:2, :] = 255
     Image.fromarray(skin).save(masks / "00001_skin.png")
     Image.fromarray(hair).save(masks / "00001_hair.png")
     out = celeba_hq.build(tmp_path / "out", root, mask_root=tmp_path / "CelebAMask-HQ-mask-anno")
     rows = _rows(out)
-    assert main(["build", "celeba-hq", "--root", str(root), "--mask-root", str(tmp_path / "CelebAMask-HQ-mask-anno"),
-                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "celeba-hq",
+                "--root",
+                str(root),
+                "--mask-root",
+                str(tmp_path / "CelebAMask-HQ-mask-anno"),
+                "--out",
+                str(tmp_path / "cli"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert _rows(tmp_path / "cli") == rows
     assert {r["split"] for r in rows.values()} == {"train", "test"} and rows["celeba-hq-2"]["split"] == "test"
     mask = np.asarray(Image.open(__import__("io").BytesIO(rows["celeba-hq-1"]["mask"])))
     assert mask.shape == (16, 16)  # resized (nearest) from 8×8 to the image size
-    assert mask[5, 5] == celeba_hq.MASK_CLASSES.index("skin") and mask[0, 0] == celeba_hq.MASK_CLASSES.index("hair")
+    assert mask[5, 5] == celeba_hq.MASK_CLASSES.index("skin") and mask[0, 0] == celeba_hq.MASK_CLASSES.index(
+        "hair"
+    )
     assert rows["celeba-hq-0"].get("mask") is None
     assert validate_shards(out).success
     batch = collate([ShardDataset(out, split="train", image_size=8)[i] for i in range(2)])
@@ -204,37 +239,77 @@ def test_coco_with_qa_and_refcoco(tmp_path: Path) -> None:
             name = coco.coco_file_name(folder_name, image_id)
             _image(root / folder_name / name, (32, 24), value=image_id)
             images.append({"id": image_id, "file_name": name, "width": 32, "height": 24})
-        annotations = [{"image_id": i, "id": 100 + k, "caption": f"caption {k} of {i}"}
-                       for i in image_ids for k in range(2)]
+        annotations = [
+            {"image_id": i, "id": 100 + k, "caption": f"caption {k} of {i}"}
+            for i in image_ids
+            for k in range(2)
+        ]
         (root / "annotations" / f"captions_{folder_name}.json").write_text(
-            json.dumps({"images": images, "annotations": annotations}))
+            json.dumps({"images": images, "annotations": annotations})
+        )
     assert coco.coco_file_name("train2014", 9) == "COCO_train2014_000000000009.jpg"
     qa = tmp_path / "cocoqa" / "train"
     qa.mkdir(parents=True)
     (qa / "img_ids.txt").write_text("9\n9\n42\n")
-    (qa / "questions.txt").write_text("what is on the table\nhow many dogs are there\nwhat color is the car\n")
+    (qa / "questions.txt").write_text(
+        "what is on the table\nhow many dogs are there\nwhat color is the car\n"
+    )
     (qa / "answers.txt").write_text("cake\ntwo\nred\n")
     ref = tmp_path / "refcoco"
     ref.mkdir()
-    refs = [{"image_id": 25, "ann_id": 7, "category_id": 1, "split": "train",
-             "sentences": [{"sent": "man on left"}, {"sent": "guy in red"}]}]
+    refs = [
+        {
+            "image_id": 25,
+            "ann_id": 7,
+            "category_id": 1,
+            "split": "train",
+            "sentences": [{"sent": "man on left"}, {"sent": "guy in red"}],
+        }
+    ]
     (ref / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
-    (ref / "instances.json").write_text(json.dumps({
-        "annotations": [{"id": 7, "image_id": 25, "bbox": [1, 2, 10, 12], "category_id": 1}],
-        "categories": [{"id": 1, "name": "person"}]}))
+    (ref / "instances.json").write_text(
+        json.dumps(
+            {
+                "annotations": [{"id": 7, "image_id": 25, "bbox": [1, 2, 10, 12], "category_id": 1}],
+                "categories": [{"id": 1, "name": "person"}],
+            }
+        )
+    )
     out = coco.build(tmp_path / "out", root, qa_root=tmp_path / "cocoqa", refcoco_root=ref)
     rows = _rows(out)
-    assert main(["build", "coco", "--root", str(root), "--qa-root", str(tmp_path / "cocoqa"), "--refcoco-root",
-                 str(ref), "--folders", "val2014", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "coco",
+                "--root",
+                str(root),
+                "--qa-root",
+                str(tmp_path / "cocoqa"),
+                "--refcoco-root",
+                str(ref),
+                "--folders",
+                "val2014",
+                "--out",
+                str(tmp_path / "cli"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert set(_rows(tmp_path / "cli")) == {"coco-42"}
     assert set(rows) == {"coco-9", "coco-25", "coco-42"}
     assert rows["coco-42"]["split"] == "val" and rows["coco-9"]["split"] == "train"
     assert rows["coco-9"]["captions"] == ["caption 0 of 9", "caption 1 of 9"]
-    assert rows["coco-9"]["qa"] == [{"question": "what is on the table", "answer": "cake"},
-                                    {"question": "how many dogs are there", "answer": "two"}]
+    assert rows["coco-9"]["qa"] == [
+        {"question": "what is on the table", "answer": "cake"},
+        {"question": "how many dogs are there", "answer": "two"},
+    ]
     assert rows["coco-25"]["boxes"] == [{"label": "person", "x0": 1.0, "y0": 2.0, "x1": 11.0, "y1": 14.0}]
-    assert rows["coco-25"]["refs"] == [{"expression": "man on left", "box_index": 0},
-                                       {"expression": "guy in red", "box_index": 0}]
+    assert rows["coco-25"]["refs"] == [
+        {"expression": "man on left", "box_index": 0},
+        {"expression": "guy in red", "box_index": 0},
+    ]
     assert validate_shards(out).success
     sample = ShardDataset(out, split="train", image_size=12)[1]
     assert sample["refs"] == [("man on left", 0), ("guy in red", 0)]
@@ -249,8 +324,12 @@ def test_textcaps_official_json(tmp_path: Path) -> None:
     root = tmp_path / "textcaps"
     for image_id in ("0a1b", "0c2d"):
         _image(root / "train_images" / f"{image_id}.jpg", (18, 18))
-    train = {"data": [{"image_id": "0a1b", "caption_str": "a sign that says stop"},
-                      {"image_id": "0a1b", "caption_str": "a red stop sign"}]}
+    train = {
+        "data": [
+            {"image_id": "0a1b", "caption_str": "a sign that says stop"},
+            {"image_id": "0a1b", "caption_str": "a red stop sign"},
+        ]
+    }
     val = {"data": [{"image_id": "0c2d", "caption_str": "a bottle of coke"}]}
     (root / "TextCaps_0.1_train.json").write_text(json.dumps(train))
     (root / "TextCaps_0.1_val.json").write_text(json.dumps(val))
@@ -294,8 +373,26 @@ def test_fashion_mnist_scenes(tmp_path: Path) -> None:
     assert fashion_mnist.available(root)
     out = fashion_mnist.build(tmp_path / "out", n=12, image_size=32, seed=1, root=root)
     rows = list(ShardSet.open(out).iter_rows())
-    assert main(["build", "fashion-mnist", "--root", str(root), "--n", "12", "--image-size", "32", "--seed", "1",
-                 "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "fashion-mnist",
+                "--root",
+                str(root),
+                "--n",
+                "12",
+                "--image-size",
+                "32",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "cli"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert list(ShardSet.open(tmp_path / "cli").iter_rows()) == rows
     assert len(rows) == 12
     for row in rows:
@@ -312,11 +409,16 @@ def test_fashion_mnist_scenes(tmp_path: Path) -> None:
 
 def test_fashion_mnist_absent_or_corrupt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert not fashion_mnist.available(tmp_path)
-    assert main(["build", "fashion-mnist", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert (
+        main(["build", "fashion-mnist", "--root", str(tmp_path), "--out", str(tmp_path / "out"), "--quiet"])
+        == 2
+    )
     assert "dataset-fashion-mnist" in capsys.readouterr().err and not (tmp_path / "out").exists()
     with pytest.raises(SourceLayoutError, match="dataset-fashion-mnist"):
         next(fashion_mnist.records(2, 32, 0, tmp_path))
-    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 5, 28, 28) + b"\0" * 10)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 8, 3]) + struct.pack(">3I", 5, 28, 28) + b"\0" * 10
+    )
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 5) + b"\0" * 5)
     with pytest.raises(ValueError, match="train-images-idx3-ubyte: 26 bytes, expected"):
         next(fashion_mnist.records(2, 32, 0, tmp_path))

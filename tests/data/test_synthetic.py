@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from lgvq_data.sources import synthetic
-from lgvq_data.sources.scenes import OBJECT_COLOURS, encode_png, relation, SceneObject
+from lgvq_data.sources.scenes import OBJECT_COLOURS, SceneObject, encode_png, relation
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -64,8 +64,11 @@ def test_rows_are_consistent_images_masks_boxes() -> None:
 
 
 def test_relation_words_follow_box_centres() -> None:
-    obj = lambda x, y: SceneObject("circle", ("circle",), "red", "small", "plain",
-                                   1, synthetic.shape_mask("circle", 6), x, y)
+    def obj(x, y):
+        return SceneObject(
+            "circle", ("circle",), "red", "small", "plain", 1, synthetic.shape_mask("circle", 6), x, y
+        )
+
     assert relation(obj(0, 10), obj(20, 12)) == "left"
     assert relation(obj(20, 10), obj(0, 12)) == "right"
     assert relation(obj(10, 0), obj(12, 20)) == "above"

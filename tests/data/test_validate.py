@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -13,8 +14,6 @@ from lgvq_data.shards import MANIFEST_NAME, ShardWriter, sha256_file
 from lgvq_data.sources import synthetic
 from lgvq_data.sources.scenes import encode_png
 from lgvq_data.validate import validate_shards
-
-import numpy as np
 
 
 def _write(out: Path, rows: list[dict]) -> Path:
@@ -51,7 +50,10 @@ def test_each_bad_row_is_reported_with_shard_row_column(tmp_path: Path) -> None:
     report = validate_shards(_write(tmp_path / "bad", rows), max_caption_chars=120)
     assert not report.success
     failed = _failed(report)
-    location = lambda check: {(f.shard, f.row) for f in failed[check]}
+
+    def location(check):
+        return {(f.shard, f.row) for f in failed[check]}
+
     assert location("id:values_to_be_unique") == {("shard-00000.arrow", 0), ("shard-00000.arrow", 1)}
     assert location("min_caption_chars") == {("shard-00000.arrow", 2)}
     assert location("image_decodes") == {("shard-00000.arrow", 3)}
@@ -64,8 +66,14 @@ def test_each_bad_row_is_reported_with_shard_row_column(tmp_path: Path) -> None:
     assert "decoded 16×16" in failed["image_matches_size"][0].reason
     assert failed["boxes_inside"][0].id == rows[6]["id"]
     assert set(failed) == {
-        "id:values_to_be_unique", "min_caption_chars", "image_decodes", "image_matches_size", "boxes_inside",
-        "mask_matches_size", "split:values_to_be_in_set", "max_caption_chars",
+        "id:values_to_be_unique",
+        "min_caption_chars",
+        "image_decodes",
+        "image_matches_size",
+        "boxes_inside",
+        "mask_matches_size",
+        "split:values_to_be_in_set",
+        "max_caption_chars",
     }
 
 
@@ -74,7 +82,9 @@ def test_invalid_utf8_caption_is_reported(tmp_path: Path) -> None:
     shard = out / "shard-00000.arrow"
     table = pa.ipc.open_file(pa.BufferReader(shard.read_bytes())).read_all()  # not mmap: rewritten below
     captions = table.column("captions").combine_chunks()
-    values = pa.array([b"ok caption", b"bad \xff\xfe caption"] + [b"x"] * (len(captions.values) - 2), pa.binary())
+    values = pa.array(
+        [b"ok caption", b"bad \xff\xfe caption"] + [b"x"] * (len(captions.values) - 2), pa.binary()
+    )
     bad_values = pa.Array.from_buffers(pa.string(), len(values), values.buffers())
     bad_captions = pa.ListArray.from_arrays(captions.offsets, bad_values)
     table = table.set_column(table.schema.get_field_index("captions"), SCHEMA.field("captions"), bad_captions)
@@ -118,8 +128,26 @@ def test_cli_validate_writes_report_and_exit_code(synthetic_dir: Path, tmp_path:
 
 def test_cli_build_synthetic_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "syn"
-    assert main(["build", "synthetic", "--n", "30", "--image-size", "16", "--seed", "4", "--out", str(out),
-                 "--rows-per-shard", "10", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "synthetic",
+                "--n",
+                "30",
+                "--image-size",
+                "16",
+                "--seed",
+                "4",
+                "--out",
+                str(out),
+                "--rows-per-shard",
+                "10",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "wrote 30 rows in 3 shards" in capsys.readouterr().out
     assert main(["info", str(out), "--rows", "1"]) == 0
     assert '"total_rows": 30' in capsys.readouterr().out

@@ -1,20 +1,22 @@
 """Turn a stream of source rows into a shard directory, with a bad-input policy.
 
-Sources yield schema-v1 row dicts, or :class:`Rejected` markers for inputs they could not read. A row may carry
-an ``"_origin"`` key (the file it came from) used only in error messages. :func:`build_shards` checks every row
-(:func:`lgvq_data.schema.check_row`, unique ids) and then, by ``on_error``:
+Sources yield schema-v1 row dicts, or :class:`Rejected` markers for inputs they could not read. A row may
+carry an ``"_origin"`` key (the file it came from) used only in error messages. :func:`build_shards` checks
+every row (:func:`lgvq_data.schema.check_row`, unique ids) and then, by ``on_error``:
 
 - ``"fail"``: raises :class:`BadInputError` (file, row, reason) at the first bad input; nothing is written.
-- ``"skip"``: drops bad rows, logs each one and writes ``rejects.json`` (file, row, reason) beside the manifest.
+- ``"skip"``: drops bad rows, logs each one and writes ``rejects.json`` (file, row, reason) beside the
+  manifest.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -73,9 +75,16 @@ def build_shards(
 
     seen: dict[str, int] = {}
     meta = {"source": source, **(metadata or {})}
-    with ShardWriter(out_dir, rows_per_shard=rows_per_shard, max_shard_bytes=max_shard_bytes,
-                     overwrite=overwrite, metadata=meta) as writer:
-        for position, item in enumerate(tqdm(rows, total=total, disable=not progress, desc=f"build {source}")):
+    with ShardWriter(
+        out_dir,
+        rows_per_shard=rows_per_shard,
+        max_shard_bytes=max_shard_bytes,
+        overwrite=overwrite,
+        metadata=meta,
+    ) as writer:
+        for position, item in enumerate(
+            tqdm(rows, total=total, disable=not progress, desc=f"build {source}")
+        ):
             if isinstance(item, Rejected):
                 reject(item)
                 continue
@@ -83,7 +92,9 @@ def build_shards(
             try:
                 check_row(item)
             except RowError as err:
-                reject(Rejected(origin, str(item.get(COL_ID, position)), f"field {err.field!r}: {err.reason}"))
+                reject(
+                    Rejected(origin, str(item.get(COL_ID, position)), f"field {err.field!r}: {err.reason}")
+                )
                 continue
             row_id = item[COL_ID]
             if row_id in seen:

@@ -1,10 +1,10 @@
 """``lgvq-data``: build shards from a source, validate them, show what a shard directory holds.
 
-    lgvq-data build synthetic --n 4000 --image-size 64 --seed 0 --out data/shards
-    lgvq-data build folder --root DIR [--captions captions.jsonl] --out DIR [--on-error skip|fail]
-    lgvq-data build cub|celeba-hq|coco|textcaps|fashion-mnist ... --out DIR
-    lgvq-data validate DIR --report report.json      (exit 1 when a check fails)
-    lgvq-data info DIR
+lgvq-data build synthetic --n 4000 --image-size 64 --seed 0 --out data/shards
+lgvq-data build folder --root DIR [--captions captions.jsonl] --out DIR [--on-error skip|fail]
+lgvq-data build cub|celeba-hq|coco|textcaps|fashion-mnist ... --out DIR
+lgvq-data validate DIR --report report.json      (exit 1 when a check fails)
+lgvq-data info DIR
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
 
 from lgvq_data.build import ON_ERROR_CHOICES, BadInputError
 from lgvq_data.shards import ShardError, ShardSet, read_manifest
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 # source name -> (add arguments to a subparser, build(args) -> Path)
 SourceSpec = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Path]]
-
 
 
 def _synthetic_args(p: argparse.ArgumentParser) -> None:
@@ -38,8 +37,14 @@ def _synthetic_build(args: argparse.Namespace) -> Path:
     from lgvq_data.sources import synthetic
 
     return synthetic.build(
-        args.out, n=args.n, image_size=args.image_size, seed=args.seed, rows_per_shard=args.rows_per_shard,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction, progress=not args.quiet,
+        args.out,
+        n=args.n,
+        image_size=args.image_size,
+        seed=args.seed,
+        rows_per_shard=args.rows_per_shard,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        progress=not args.quiet,
     )
 
 
@@ -60,10 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     for name, (add_args, _) in _sources().items():
         sub = sources.add_parser(name, help=f"build shards from {name}")
         add_args(sub)
-        sub.add_argument("--out", type=Path, required=True, help="output shard directory (replaced atomically)")
+        sub.add_argument(
+            "--out", type=Path, required=True, help="output shard directory (replaced atomically)"
+        )
         sub.add_argument("--rows-per-shard", type=int, default=4096)
-        sub.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="fail",
-                         help="bad input rows: fail the run (default) or skip them and write rejects.json")
+        sub.add_argument(
+            "--on-error",
+            choices=ON_ERROR_CHOICES,
+            default="fail",
+            help="bad input rows: fail the run (default) or skip them and write rejects.json",
+        )
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
     validate = commands.add_parser("validate", help="run the great-expectations suite on a shard directory")
     validate.add_argument("shard_dir", type=Path)
@@ -93,14 +104,18 @@ def _info(shard_dir: Path, n_rows: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lgvq-data``; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "build":
             _, build = _sources()[args.source]
             out = build(args)
             manifest = read_manifest(out)
-            print(f"wrote {manifest['total_rows']} rows in {len(manifest['shards'])} shards to {out} "
-                  f"(splits {manifest['splits']}, rejected {manifest['metadata'].get('rejected_rows', 0)})")
+            print(
+                f"wrote {manifest['total_rows']} rows in {len(manifest['shards'])} shards to {out} "
+                f"(splits {manifest['splits']}, rejected {manifest['metadata'].get('rejected_rows', 0)})"
+            )
             return 0
         if args.command == "validate":
             from lgvq_data.validate import validate_shards
@@ -113,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 status = "ok  " if check.success else "FAIL"
                 print(f"{status} {check.check} ({check.unexpected_count}/{check.element_count} unexpected)")
                 for failure in check.failures[:5]:
-                    print(f"       shard={failure.shard} row={failure.row} column={failure.column}: {failure.reason}")
+                    print(
+                        f"       shard={failure.shard} row={failure.row} column={failure.column}: "
+                        f"{failure.reason}"
+                    )
             print("validation " + ("passed" if report.success else "FAILED"))
             return 0 if report.success else 1
         return _info(args.shard_dir, args.rows)

@@ -1,24 +1,26 @@
 """PyTorch datasets over shard directories and the collate that builds the batch dict.
 
 - :class:`ShardDataset`: map-style, random access over memory-mapped shards (one split).
-- :class:`ShardIterableDataset`: streams one split; every epoch a (seed, epoch) permutation of the split's rows
-  is dealt round-robin to the ``world_size × num_workers`` consumers (``torch.distributed`` rank × DataLoader
-  worker), so the consumers together see every row exactly once (no duplicates, no gaps). Rows, not whole
-  shards, are dealt: memory-mapped random access makes that cheap and keeps the consumers balanced to ±1 row.
+- :class:`ShardIterableDataset`: streams one split; every epoch a (seed, epoch) permutation of the split's
+  rows is dealt round-robin to the ``world_size × num_workers`` consumers (``torch.distributed`` rank ×
+  DataLoader worker), so the consumers together see every row exactly once (no duplicates, no gaps). Rows, not
+  whole shards, are dealt: memory-mapped random access makes that cheap and balances consumers to ±1 row.
 - :func:`collate`: list of samples → batch dict (keys in :mod:`lgvq_data.schema`).
 
-Per-sample randomness is a pure function of (seed, epoch, row): the caption index comes from a 64-bit mix of the
-three numbers, random crop/flip from ``numpy.random.default_rng([seed, epoch, row])``, so it is identical whichever
-worker or rank loads the row. Samples hold decoded, transformed PIL images; :func:`collate` converts the whole
-batch to float [-1, 1] in one vectorised op (it runs inside DataLoader workers, so only tensors cross processes). Call ``set_epoch(epoch)`` before each epoch
-(with ``persistent_workers=False``, the default, DataLoader workers pick it up).
+Per-sample randomness is a pure function of (seed, epoch, row): the caption index comes from a 64-bit mix of
+the three numbers, random crop/flip from ``numpy.random.default_rng([seed, epoch, row])``, so it is identical
+whichever worker or rank loads the row. Samples hold decoded, transformed PIL images; :func:`collate` converts
+the batch to float [-1, 1] in one vectorised op (it runs inside DataLoader workers, so only tensors cross
+processes). Call ``set_epoch(epoch)`` before each epoch (with ``persistent_workers=False``, the default,
+DataLoader workers pick it up).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,12 +71,13 @@ class ShardDataset(Dataset[Sample]):
         transform: an :class:`ImageTransform`.
         seed: seed of the per-(epoch, row) caption choice and augmentation.
         annotations: which optional columns to load when present: ``True`` (all of ``"boxes"``, ``"mask"``,
-            ``"qa"``, ``"refs"``), ``False`` (none: fastest, image + captions only) or a subset of those names.
+            ``"qa"``, ``"refs"``), ``False`` (none: fastest, image + captions only) or a subset.
         verify: check manifest row counts and sha256 on open.
 
-    A sample is a dict: ``image`` (RGB PIL image, size×size; :func:`collate` makes the float batch), ``caption`` (str, chosen per seed/epoch/row),
-    ``captions`` (all), ``id``; with annotations: ``boxes`` (n×4 float32 pixels of the output image),
-    ``box_labels``, ``mask`` (int64 H×W, when the row has one), ``qa`` and ``refs`` (lists of tuples).
+    A sample is a dict: ``image`` (RGB PIL image, size×size; :func:`collate` makes the float batch),
+    ``caption`` (str, chosen per seed/epoch/row), ``captions`` (all), ``id``; with annotations: ``boxes``
+    (n×4 float32 pixels of the output image), ``box_labels``, ``mask`` (int64 H×W, when the row has one),
+    ``qa`` and ``refs`` (lists of tuples).
     """
 
     def __init__(
@@ -102,7 +105,11 @@ class ShardDataset(Dataset[Sample]):
     def _build_locations(shards: ShardSet, indices: np.ndarray) -> np.ndarray:
         offsets = np.asarray(shards.offsets, dtype=np.int64)
         shard_ids = np.searchsorted(offsets, indices, side="right") - 1
-        return np.stack([shard_ids, indices - offsets[shard_ids]], axis=1) if len(indices) else np.zeros((0, 2), np.int64)
+        return (
+            np.stack([shard_ids, indices - offsets[shard_ids]], axis=1)
+            if len(indices)
+            else np.zeros((0, 2), np.int64)
+        )
 
     @property
     def shards(self) -> ShardSet:
@@ -123,7 +130,7 @@ class ShardDataset(Dataset[Sample]):
             self._columns = [
                 {
                     name: (column.chunk(0) if column.num_chunks == 1 else column.combine_chunks())
-                    for name, column in zip(table.column_names, table.columns)
+                    for name, column in zip(table.column_names, table.columns, strict=False)
                 }
                 for table in self.shards.tables
             ]
@@ -279,7 +286,8 @@ class ShardIterableDataset(IterableDataset[Sample]):
 
 
 def collate(samples: list[Sample], images_dtype: str = "float32") -> dict[str, Any]:
-    """Samples → batch dict: ``images`` float32 B×3×H×W in [-1, 1] (uint8 sample images are rescaled), ``captions`` (one per image), ``ids``,
+    """Samples → batch dict: ``images`` float32 B×3×H×W in [-1, 1] (uint8 sample images are rescaled),
+    ``captions`` (one per image), ``ids``,
     ``all_captions``; when every sample has them: ``boxes`` (list of n_i×4), ``box_labels``, ``masks``
     (int64 B×H×W), ``qa`` and ``refs``.
 

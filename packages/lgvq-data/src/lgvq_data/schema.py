@@ -1,11 +1,11 @@
 """Arrow schema v1 of the caption/image shards, and the keys of the batch dict.
 
 One row per image. Required columns: ``id`` (unique string), ``split`` (train/val/test), ``image`` (PNG or
-JPEG bytes), ``width``/``height`` (int32 pixels of the stored image), ``captions`` (list<string>, at least one),
-``source`` (string). Optional columns (null when a source does not provide them): ``labels`` (list<string>),
-``boxes`` (list<struct<label, x0, y0, x1, y1>>, float32 pixel coordinates of the stored image), ``mask``
-(PNG bytes, single channel, class ids, same size as the image), ``qa`` (list<struct<question, answer>>) and
-``refs`` (list<struct<expression, box_index int32>>, an index into ``boxes``).
+JPEG bytes), ``width``/``height`` (int32 pixels of the stored image), ``captions`` (list<string>, at least
+one), ``source`` (string). Optional columns (null when a source does not provide them): ``labels``
+(list<string>), ``boxes`` (list<struct<label, x0, y0, x1, y1>>, float32 pixel coordinates of the stored
+image), ``mask`` (PNG bytes, single channel, class ids, same size as the image), ``qa`` (list<struct<question,
+answer>>) and ``refs`` (list<struct<expression, box_index int32>>, an index into ``boxes``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,15 @@ COL_MASK = "mask"
 COL_QA = "qa"
 COL_REFS = "refs"
 
-REQUIRED_COLUMNS: tuple[str, ...] = (COL_ID, COL_SPLIT, COL_IMAGE, COL_WIDTH, COL_HEIGHT, COL_CAPTIONS, COL_SOURCE)
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    COL_ID,
+    COL_SPLIT,
+    COL_IMAGE,
+    COL_WIDTH,
+    COL_HEIGHT,
+    COL_CAPTIONS,
+    COL_SOURCE,
+)
 OPTIONAL_COLUMNS: tuple[str, ...] = (COL_LABELS, COL_BOXES, COL_MASK, COL_QA, COL_REFS)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -141,15 +149,23 @@ def check_row(row: dict[str, Any]) -> None:
     if row.get(COL_MASK) is not None and not isinstance(row[COL_MASK], (bytes, bytearray, memoryview)):
         raise RowError(row_id, COL_MASK, "expected PNG bytes")
     for i, qa in enumerate(row.get(COL_QA) or []):
-        if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not isinstance(qa.get("answer"), str):
+        if (
+            not isinstance(qa, dict)
+            or not isinstance(qa.get("question"), str)
+            or not isinstance(qa.get("answer"), str)
+        ):
             raise RowError(row_id, f"{COL_QA}[{i}]", "expected a dict with string question and answer")
     n_boxes = len(boxes) if boxes is not None else 0
     for i, ref in enumerate(row.get(COL_REFS) or []):
         if not isinstance(ref, dict) or not isinstance(ref.get("expression"), str):
-            raise RowError(row_id, f"{COL_REFS}[{i}]", "expected a dict with a string expression and box_index")
+            raise RowError(
+                row_id, f"{COL_REFS}[{i}]", "expected a dict with a string expression and box_index"
+            )
         index = ref.get("box_index")
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_boxes:
-            raise RowError(row_id, f"{COL_REFS}[{i}].box_index", f"{index!r} is not an index into {n_boxes} boxes")
+            raise RowError(
+                row_id, f"{COL_REFS}[{i}].box_index", f"{index!r} is not an index into {n_boxes} boxes"
+            )
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

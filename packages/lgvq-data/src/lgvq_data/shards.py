@@ -2,7 +2,8 @@
 
 Layout of a shard directory::
 
-    DIR/manifest.json        {"schema_version": 1, "shards": [{"name", "rows", "bytes", "sha256", "splits"}], ...}
+    DIR/manifest.json        {"schema_version": 1, "shards": [{"name", "rows", "bytes", "sha256", "splits"}],
+    ...}
     DIR/shard-00000.arrow    Arrow IPC file (one record batch, schema v1)
 
 :class:`ShardWriter` builds the whole directory under a hidden staging directory beside ``DIR`` and renames it
@@ -20,13 +21,22 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from lgvq_data.schema import COL_CAPTIONS, COL_IMAGE, COL_MASK, COL_SPLIT, SCHEMA, SCHEMA_VERSION, rows_to_table
+from lgvq_data.schema import (
+    COL_CAPTIONS,
+    COL_IMAGE,
+    COL_MASK,
+    COL_SPLIT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    rows_to_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +162,7 @@ class ShardWriter:
         write_json_atomic(self.staging_dir / name, payload)
 
     def close(self) -> Path:
-        """Flush, write ``manifest.json`` and move the finished directory to ``out_dir``. Returns ``out_dir``."""
+        """Flush, write ``manifest.json`` and move the finished directory to ``out_dir`` (returned)."""
         if self._closed:
             return self.out_dir
         self._flush()
@@ -176,7 +186,9 @@ class ShardWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self._closed = True
-        logger.info("wrote %d rows in %d shards to %s", manifest["total_rows"], len(self._shards), self.out_dir)
+        logger.info(
+            "wrote %d rows in %d shards to %s", manifest["total_rows"], len(self._shards), self.out_dir
+        )
         return self.out_dir
 
     def abort(self) -> None:
@@ -213,7 +225,7 @@ def read_manifest(shard_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_shard(path: str | os.PathLike[str]) -> pa.Table:
-    """Memory-map one Arrow IPC shard (zero copy); raises :class:`ShardError` naming the file if unreadable."""
+    """Memory-map one Arrow IPC shard (zero copy); :class:`ShardError` naming the file if unreadable."""
     try:
         source = pa.memory_map(str(path), "r")
         return pa.ipc.open_file(source).read_all()
@@ -247,7 +259,9 @@ def verify_manifest(shard_dir: str | os.PathLike[str], check_hashes: bool = True
             digest = sha256_file(path)
             if digest != entry.get("sha256"):
                 problems.append(
-                    ManifestProblem(entry["name"], "sha256_matches", f"sha256 {digest} != manifest {entry.get('sha256')}")
+                    ManifestProblem(
+                        entry["name"], "sha256_matches", f"sha256 {digest} != manifest {entry.get('sha256')}"
+                    )
                 )
         try:
             table = read_shard(path)
@@ -256,10 +270,16 @@ def verify_manifest(shard_dir: str | os.PathLike[str], check_hashes: bool = True
             continue
         if table.num_rows != entry.get("rows"):
             problems.append(
-                ManifestProblem(entry["name"], "row_count_matches", f"{table.num_rows} rows != manifest {entry.get('rows')}")
+                ManifestProblem(
+                    entry["name"],
+                    "row_count_matches",
+                    f"{table.num_rows} rows != manifest {entry.get('rows')}",
+                )
             )
         if not table.schema.equals(SCHEMA, check_metadata=False):
-            problems.append(ManifestProblem(entry["name"], "schema_matches", f"schema differs from v1: {table.schema}"))
+            problems.append(
+                ManifestProblem(entry["name"], "schema_matches", f"schema differs from v1: {table.schema}")
+            )
     return problems
 
 
@@ -321,7 +341,7 @@ class ShardSet:
         if split is None:
             return list(range(len(self)))
         out: list[int] = []
-        for offset, table in zip(self.offsets, self.tables):
+        for offset, table in zip(self.offsets, self.tables, strict=False):
             column = table.column(COL_SPLIT).to_pylist()
             out.extend(offset + i for i, value in enumerate(column) if value == split)
         return out

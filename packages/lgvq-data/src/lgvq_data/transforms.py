@@ -72,14 +72,16 @@ def image_to_tensor(image: Image.Image) -> torch.Tensor:
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """Float 3×H×W tensor in [-1, 1] → RGB PIL image (inverse of :func:`image_to_tensor` up to rounding)."""
-    array = ((tensor.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    array = (
+        ((tensor.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    )
     return Image.fromarray(array)
 
 
 @dataclass
 class Transformed:
-    """Output of :class:`ImageTransform`: image (RGB PIL image, size×size; :func:`images_to_batch` turns a list
-    of them into a float batch); mask H×W int64; boxes n×4 float32 pixels."""
+    """Output of :class:`ImageTransform`: image (RGB PIL image, size×size; :func:`images_to_batch` turns a
+    list of them into a float batch); mask H×W int64; boxes n×4 float32 pixels."""
 
     image: Image.Image
     mask: torch.Tensor | None
@@ -93,7 +95,8 @@ class ImageTransform:
     Args:
         size: output side in pixels (square output).
         resize: ``"shorter"`` scales the shorter side to ``size`` (aspect kept, then crop); ``"exact"`` scales
-            straight to size×size (aspect not kept, as TextCaps/MM-CelebA-HQ loaders do); ``"none"`` only crops.
+            straight to size×size (aspect not kept, as the TextCaps/MM-CelebA-HQ loaders do); ``"none"`` only
+            crops.
         crop: ``"center"`` or ``"random"``.
         hflip: flip horizontally with probability 0.5.
     """

@@ -2,16 +2,16 @@
 
 Checks (each one a :class:`CheckResult` in the report):
 
-- manifest: present and readable; per shard: file exists, sha256 and row count match the manifest, the file reads
-  as Arrow IPC, the schema is v1 (names and types);
+- manifest: present and readable; per shard: file exists, sha256 and row count match the manifest, the file
+  reads as Arrow IPC, the schema is v1 (names and types);
 - great-expectations, over all rows of all readable shards: ``id`` not null and unique; ``split`` in
   train/val/test; ``width``/``height`` ≥ 1; ≥1 caption per row, each non-empty, valid UTF-8 and at most
   ``max_caption_chars`` long; the image decodes and its size equals ``width``×``height``; boxes lie inside the
   image; refs point at existing boxes; the mask decodes to the image size.
 
-Per-row facts GE cannot compute from Arrow cells (does the PNG decode, is it the stated size, ...) are computed
-first as derived DataFrame columns (``image_decodes``, ``image_matches_size``, ...) and then checked by GE
-expectations, so GE reports them with the shard and row of every failing row.
+Per-row facts GE cannot compute from Arrow cells (does the PNG decode, is it the stated size, ...) are
+computed first as derived DataFrame columns (``image_decodes``, ``image_matches_size``, ...) and then checked
+by GE expectations, so GE reports them with the shard and row of every failing row.
 
 great-expectations is imported lazily here only (extra ``lgvq-data[validate]``).
 """
@@ -186,7 +186,9 @@ def _derived_rows(table: pa.Table, shard: str, max_caption_chars: int) -> tuple[
         if error:
             reasons[(shard, i, "image_decodes")] = error
         elif size != (width, height):
-            reasons[(shard, i, "image_matches_size")] = f"decoded {size[0]}×{size[1]}, stored {width}×{height}"
+            reasons[(shard, i, "image_matches_size")] = (
+                f"decoded {size[0]}×{size[1]}, stored {width}×{height}"
+            )
         boxes = boxes_col[i].as_py() or []
         inside = True
         for k, box in enumerate(boxes):
@@ -231,7 +233,9 @@ def _derived_rows(table: pa.Table, shard: str, max_caption_chars: int) -> tuple[
 def _expectations(max_caption_chars: int) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    flags = [name for name in _DERIVED if name not in ("n_captions", "min_caption_chars", "max_caption_chars")]
+    flags = [
+        name for name in _DERIVED if name not in ("n_captions", "min_caption_chars", "max_caption_chars")
+    ]
     return [
         gxe.ExpectColumnValuesToNotBeNull(column=COL_ID),
         gxe.ExpectColumnValuesToBeUnique(column=COL_ID),
@@ -282,15 +286,24 @@ def validate_shards(
         manifest = read_manifest(root)
     except ShardError as err:
         failure = Failure(shard=None, row=None, column=None, reason=str(err))
-        return ValidationReport(str(root), 0, [CheckResult("manifest_readable", "manifest", None, False, 1, 1, [failure])])
+        return ValidationReport(
+            str(root), 0, [CheckResult("manifest_readable", "manifest", None, False, 1, 1, [failure])]
+        )
     checks.append(CheckResult("manifest_readable", "manifest", None, True, 1, 0))
     problems = verify_manifest(root)
     shard_names = [entry["name"] for entry in manifest["shards"]]
     for check in ("shard_exists", "sha256_matches", "row_count_matches", "shard_readable"):
         found = [p for p in problems if p.check == check]
         checks.append(
-            CheckResult(check, "manifest", None, not found, len(shard_names), len(found),
-                        [Failure(p.shard, None, None, reason=p.reason) for p in found[:max_examples]])
+            CheckResult(
+                check,
+                "manifest",
+                None,
+                not found,
+                len(shard_names),
+                len(found),
+                [Failure(p.shard, None, None, reason=p.reason) for p in found[:max_examples]],
+            )
         )
     rows: list[dict[str, Any]] = []
     reasons: dict[tuple[str, int, str], str] = {}
@@ -308,8 +321,15 @@ def validate_shards(
         rows.extend(shard_rows)
         reasons.update(shard_reasons)
     checks.append(
-        CheckResult("schema_matches_v1", "arrow_schema", None, not schema_failures, len(shard_names),
-                    len({f.shard for f in schema_failures}), schema_failures[:max_examples])
+        CheckResult(
+            "schema_matches_v1",
+            "arrow_schema",
+            None,
+            not schema_failures,
+            len(shard_names),
+            len({f.shard for f in schema_failures}),
+            schema_failures[:max_examples],
+        )
     )
     if rows:
         ids_by_location = {(r[_SHARD], r[_ROW]): r[COL_ID] for r in rows}
@@ -322,12 +342,20 @@ def validate_shards(
                 location = (item[_SHARD], int(item[_ROW]))
                 reason = reasons.get((*location, column), meaning or f"unexpected value for {config.type}")
                 failures.append(
-                    Failure(location[0], location[1], schema_column, value=item.get(column), reason=reason,
-                            id=ids_by_location.get(location))
+                    Failure(
+                        location[0],
+                        location[1],
+                        schema_column,
+                        value=item.get(column),
+                        reason=reason,
+                        id=ids_by_location.get(location),
+                    )
                 )
             checks.append(
                 CheckResult(
-                    check=column if column in _DERIVED else f"{column}:{config.type.removeprefix('expect_column_')}",
+                    check=column
+                    if column in _DERIVED
+                    else f"{column}:{config.type.removeprefix('expect_column_')}",
                     expectation=config.type,
                     column=schema_column,
                     success=bool(result.success),

@@ -1,1 +1,2 @@
-"""Dataset sources: each module turns a raw layout into schema-v1 rows (``records``) and shards (``build``)."""
+"""Dataset sources: each module turns a raw layout into schema-v1 rows (``records``) and shards
+(``build``)."""

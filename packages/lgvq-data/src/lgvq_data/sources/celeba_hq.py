@@ -15,10 +15,10 @@ class-id mask in :data:`MASK_CLASSES` order (later parts win) and resized (neare
 
 from __future__ import annotations
 
-import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -36,8 +36,25 @@ from lgvq_data.sources.scenes import encode_png
 
 SOURCE_NAME = "celeba-hq"
 MASK_CLASSES: tuple[str, ...] = (
-    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
-    "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+    "background",
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
 )
 
 
@@ -59,7 +76,7 @@ def _splits(root: Path) -> dict[str, str]:
 
 
 def merge_part_masks(mask_root: Path, image_id: int, size: tuple[int, int]) -> bytes | None:
-    """Class-id PNG from CelebAMask-HQ part masks of one image, resized to ``size`` (w, h); None if no parts."""
+    """Class-id PNG from the CelebAMask-HQ part masks of one image, resized to ``size`` (w, h); or None."""
     folder = mask_root / str(image_id // 2000)
     merged: np.ndarray | None = None
     for class_id, part in enumerate(MASK_CLASSES[1:], start=1):
@@ -78,8 +95,12 @@ def merge_part_masks(mask_root: Path, image_id: int, size: tuple[int, int]) -> b
     return encode_png(merged)
 
 
-def records(root: str | os.PathLike[str], mask_root: str | os.PathLike[str] | None = None,
-            val_fraction: float = 0.0, test_fraction: float = 0.2) -> Iterator[dict[str, Any] | Rejected]:
+def records(
+    root: str | os.PathLike[str],
+    mask_root: str | os.PathLike[str] | None = None,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.2,
+) -> Iterator[dict[str, Any] | Rejected]:
     """Rows of MM-CelebA-HQ (split from filenames.pickle when present, else hashed with the fractions)."""
     root = Path(root)
     images = _image_folder(root)
@@ -109,9 +130,21 @@ def records(root: str | os.PathLike[str], mask_root: str | os.PathLike[str] | No
         yield row
 
 
-def build(out_dir: str | os.PathLike[str], root: str | os.PathLike[str], mask_root: str | os.PathLike[str] | None = None,
-          rows_per_shard: int = 4096, on_error: str = "fail", progress: bool = False) -> Path:
+def build(
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    mask_root: str | os.PathLike[str] | None = None,
+    rows_per_shard: int = 4096,
+    on_error: str = "fail",
+    progress: bool = False,
+) -> Path:
     """Convert MM-CelebA-HQ (+ CelebAMask-HQ) into shards at ``out_dir``."""
-    return build_shards(records(root, mask_root), out_dir, source=SOURCE_NAME, rows_per_shard=rows_per_shard,
-                        on_error=on_error, progress=progress,
-                        metadata={"root": str(root), "mask_classes": list(MASK_CLASSES)})
+    return build_shards(
+        records(root, mask_root),
+        out_dir,
+        source=SOURCE_NAME,
+        rows_per_shard=rows_per_shard,
+        on_error=on_error,
+        progress=progress,
+        metadata={"root": str(root), "mask_classes": list(MASK_CLASSES)},
+    )

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lgvq_data.build import Rejected, build_shards
 from lgvq_data.sources.common import SourceLayoutError, as_text, image_row, load_data_pickle, require_file
@@ -47,12 +48,16 @@ def load_coco_qa(qa_root: Path) -> dict[int, list[dict[str, str]]]:
         folder = qa_root / part
         if not folder.is_dir():
             continue
-        files = [require_file(folder / f"{name}.txt", f"COCO-QA {name}.txt") for name in ("img_ids", "questions", "answers")]
+        files = [
+            require_file(folder / f"{name}.txt", f"COCO-QA {name}.txt")
+            for name in ("img_ids", "questions", "answers")
+        ]
         columns = [f.read_text(encoding="utf-8").splitlines() for f in files]
         if len({len(c) for c in columns}) != 1:
-            raise SourceLayoutError(f"{folder}: img_ids/questions/answers have different line counts "
-                                    f"{[len(c) for c in columns]}")
-        for image_id, question, answer in zip(*columns):
+            raise SourceLayoutError(
+                f"{folder}: img_ids/questions/answers have different line counts {[len(c) for c in columns]}"
+            )
+        for image_id, question, answer in zip(*columns, strict=False):
             out[int(image_id)].append({"question": question.strip(), "answer": answer.strip()})
     return out
 
@@ -69,9 +74,16 @@ def load_refcoco(ref_root: Path) -> dict[int, list[tuple[dict[str, Any], list[st
         if ann is None:
             continue
         x, y, w, h = (float(v) for v in ann["bbox"])
-        box = {"label": categories.get(ann["category_id"], str(ann["category_id"])), "x0": x, "y0": y,
-               "x1": x + w, "y1": y + h}
-        sentences = [as_text(s["sent"]).strip() for s in ref.get("sentences", []) if as_text(s["sent"]).strip()]
+        box = {
+            "label": categories.get(ann["category_id"], str(ann["category_id"])),
+            "x0": x,
+            "y0": y,
+            "x1": x + w,
+            "y1": y + h,
+        }
+        sentences = [
+            as_text(s["sent"]).strip() for s in ref.get("sentences", []) if as_text(s["sent"]).strip()
+        ]
         out[int(ref["image_id"])].append((box, sentences))
     return out
 
@@ -110,16 +122,36 @@ def records(
                     refs.extend({"expression": s, "box_index": len(boxes)} for s in sentences)
                     boxes.append(box)
                 optional.update(boxes=boxes, refs=refs, labels=sorted({b["label"] for b in boxes}))
-            yield image_row(f"coco-{image_id}", COCO_SPLITS[folder], SOURCE_NAME, root / folder / file_name,
-                            captions.get(image_id, []), origin=f"{annotation_path} (image {image_id})", **optional)
+            yield image_row(
+                f"coco-{image_id}",
+                COCO_SPLITS[folder],
+                SOURCE_NAME,
+                root / folder / file_name,
+                captions.get(image_id, []),
+                origin=f"{annotation_path} (image {image_id})",
+                **optional,
+            )
             emitted += 1
 
 
-def build(out_dir: str | os.PathLike[str], root: str | os.PathLike[str], qa_root: str | os.PathLike[str] | None = None,
-          refcoco_root: str | os.PathLike[str] | None = None, folders: tuple[str, ...] = ("train2014", "val2014"),
-          max_images: int | None = None, rows_per_shard: int = 4096, on_error: str = "fail",
-          progress: bool = False) -> Path:
+def build(
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    qa_root: str | os.PathLike[str] | None = None,
+    refcoco_root: str | os.PathLike[str] | None = None,
+    folders: tuple[str, ...] = ("train2014", "val2014"),
+    max_images: int | None = None,
+    rows_per_shard: int = 4096,
+    on_error: str = "fail",
+    progress: bool = False,
+) -> Path:
     """Convert MS-COCO 2014 (+ COCO-QA, RefCOCO) into shards at ``out_dir``."""
-    return build_shards(records(root, qa_root, refcoco_root, folders, max_images), out_dir, source=SOURCE_NAME,
-                        rows_per_shard=rows_per_shard, on_error=on_error, progress=progress,
-                        metadata={"root": str(root), "folders": list(folders)})
+    return build_shards(
+        records(root, qa_root, refcoco_root, folders, max_images),
+        out_dir,
+        source=SOURCE_NAME,
+        rows_per_shard=rows_per_shard,
+        on_error=on_error,
+        progress=progress,
+        metadata={"root": str(root), "folders": list(folders)},
+    )

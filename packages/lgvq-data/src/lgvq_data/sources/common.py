@@ -26,7 +26,7 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def read_image(path: Path) -> tuple[bytes, int, int]:
-    """(original bytes, width, height) of an image file after a full decode; raises ``ValueError`` with the reason."""
+    """(original bytes, width, height) of an image after a full decode; ``ValueError`` with the reason."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -105,7 +105,7 @@ def hashed_split(key: str, val_fraction: float, test_fraction: float) -> str:
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that refuses every global: only lists, dicts, strings, numbers, tuples, None and bools load."""
+    """Unpickler that refuses every global: only lists, dicts, strings, numbers, tuples, None, bools."""
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data is allowed")

@@ -15,8 +15,9 @@ The class name (``"Black footed Albatross"``) becomes the row label and box labe
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lgvq_data.build import Rejected, build_shards
 from lgvq_data.sources.common import SourceLayoutError, image_row, read_caption_lines, require_file
@@ -44,10 +45,14 @@ def _default_captions_root(root: Path) -> Path:
     for candidate in (root / "text_c10", root.parent / "birds" / "text", root / "text"):
         if candidate.is_dir():
             return candidate
-    raise SourceLayoutError(f"{root}: no caption folder (text_c10, ../birds/text or text); pass captions_root")
+    raise SourceLayoutError(
+        f"{root}: no caption folder (text_c10, ../birds/text or text); pass captions_root"
+    )
 
 
-def records(root: str | os.PathLike[str], captions_root: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any] | Rejected]:
+def records(
+    root: str | os.PathLike[str], captions_root: str | os.PathLike[str] | None = None
+) -> Iterator[dict[str, Any] | Rejected]:
     """Rows of CUB-200-2011 (official train/test split; no val split)."""
     root = Path(root)
     text_root = Path(captions_root) if captions_root else _default_captions_root(root)
@@ -74,17 +79,37 @@ def records(root: str | os.PathLike[str], captions_root: str | os.PathLike[str] 
         if image_id in boxes:
             x, y, w, h = (float(v) for v in boxes[image_id])
             box = [{"label": label, "x0": x, "y0": y, "x1": x + w, "y1": y + h}]
-        row = image_row(row_id, "train" if is_train[image_id][0] == "1" else "test", SOURCE_NAME,
-                        root / "images" / relative_path, captions, origin=str(caption_file),
-                        labels=[label], boxes=box)
+        row = image_row(
+            row_id,
+            "train" if is_train[image_id][0] == "1" else "test",
+            SOURCE_NAME,
+            root / "images" / relative_path,
+            captions,
+            origin=str(caption_file),
+            labels=[label],
+            boxes=box,
+        )
         if isinstance(row, dict) and box:
             box[0]["x1"] = min(box[0]["x1"], float(row["width"]))
             box[0]["y1"] = min(box[0]["y1"], float(row["height"]))
         yield row
 
 
-def build(out_dir: str | os.PathLike[str], root: str | os.PathLike[str], captions_root: str | os.PathLike[str] | None = None,
-          rows_per_shard: int = 4096, on_error: str = "fail", progress: bool = False) -> Path:
+def build(
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    captions_root: str | os.PathLike[str] | None = None,
+    rows_per_shard: int = 4096,
+    on_error: str = "fail",
+    progress: bool = False,
+) -> Path:
     """Convert CUB-200-2011 + Reed captions into shards at ``out_dir``."""
-    return build_shards(records(root, captions_root), out_dir, source=SOURCE_NAME, rows_per_shard=rows_per_shard,
-                        on_error=on_error, progress=progress, metadata={"root": str(root)})
+    return build_shards(
+        records(root, captions_root),
+        out_dir,
+        source=SOURCE_NAME,
+        rows_per_shard=rows_per_shard,
+        on_error=on_error,
+        progress=progress,
+        metadata={"root": str(root)},
+    )

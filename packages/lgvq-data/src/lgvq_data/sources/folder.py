@@ -12,8 +12,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lgvq_data.build import Rejected, build_shards
 from lgvq_data.sources.common import SourceLayoutError, hashed_split, image_row, require_file
@@ -67,7 +68,9 @@ def _csv_entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     first_line: dict[str, int] = {}
     for record in reader:
         key = record["file"]
-        entry = merged.setdefault(key, {"file": key, "captions": [], "id": record.get("id"), "split": record.get("split")})
+        entry = merged.setdefault(
+            key, {"file": key, "captions": [], "id": record.get("id"), "split": record.get("split")}
+        )
         first_line.setdefault(key, reader.line_num)
         entry["captions"].append(record["caption"] or "")
     for key, entry in merged.items():
@@ -90,8 +93,9 @@ def records(
             continue
         row_id = str(entry["id"]) if entry.get("id") else Path(entry["file"]).with_suffix("").as_posix()
         split = entry.get("split") or hashed_split(row_id, val_fraction, test_fraction)
-        yield image_row(row_id, split, SOURCE_NAME, root / entry["file"], entry["captions"],
-                        origin=f"{path}:{line}")
+        yield image_row(
+            row_id, split, SOURCE_NAME, root / entry["file"], entry["captions"], origin=f"{path}:{line}"
+        )
 
 
 def build(
@@ -106,7 +110,11 @@ def build(
 ) -> Path:
     """Convert an image folder + captions file into shards at ``out_dir``."""
     return build_shards(
-        records(root, captions, val_fraction, test_fraction), out_dir, source=SOURCE_NAME,
-        rows_per_shard=rows_per_shard, on_error=on_error, progress=progress,
+        records(root, captions, val_fraction, test_fraction),
+        out_dir,
+        source=SOURCE_NAME,
+        rows_per_shard=rows_per_shard,
+        on_error=on_error,
+        progress=progress,
         metadata={"root": str(root), "captions": str(captions) if captions else None},
     )

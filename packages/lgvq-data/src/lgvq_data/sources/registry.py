@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
@@ -17,7 +18,9 @@ def _root(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def _folder_args(p: argparse.ArgumentParser) -> None:
     _root(p, "image folder")
-    p.add_argument("--captions", type=Path, help="captions.jsonl or captions.csv (default: looked up in --root)")
+    p.add_argument(
+        "--captions", type=Path, help="captions.jsonl or captions.csv (default: looked up in --root)"
+    )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
 
@@ -25,7 +28,9 @@ def _folder_args(p: argparse.ArgumentParser) -> None:
 def _folder_build(args: argparse.Namespace) -> Path:
     from lgvq_data.sources import folder
 
-    return folder.build(args.out, args.root, args.captions, args.val_fraction, args.test_fraction, **_common(args))
+    return folder.build(
+        args.out, args.root, args.captions, args.val_fraction, args.test_fraction, **_common(args)
+    )
 
 
 def _cub_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +57,9 @@ def _celeba_build(args: argparse.Namespace) -> Path:
 
 def _coco_args(p: argparse.ArgumentParser) -> None:
     _root(p, "COCO folder (annotations/captions_*2014.json, train2014/, val2014/)")
-    p.add_argument("--qa-root", type=Path, help="COCO-QA folder (train/, test/ with img_ids/questions/answers.txt)")
+    p.add_argument(
+        "--qa-root", type=Path, help="COCO-QA folder (train/, test/ with img_ids/questions/answers.txt)"
+    )
     p.add_argument("--refcoco-root", type=Path, help="RefCOCO folder (refs(unc).p, instances.json)")
     p.add_argument("--folders", nargs="+", default=["train2014", "val2014"], choices=["train2014", "val2014"])
     p.add_argument("--max-images", type=int, help="stop after this many images")
@@ -61,8 +68,15 @@ def _coco_args(p: argparse.ArgumentParser) -> None:
 def _coco_build(args: argparse.Namespace) -> Path:
     from lgvq_data.sources import coco
 
-    return coco.build(args.out, args.root, args.qa_root, args.refcoco_root, tuple(args.folders), args.max_images,
-                      **_common(args))
+    return coco.build(
+        args.out,
+        args.root,
+        args.qa_root,
+        args.refcoco_root,
+        tuple(args.folders),
+        args.max_images,
+        **_common(args),
+    )
 
 
 def _textcaps_args(p: argparse.ArgumentParser) -> None:
@@ -78,7 +92,9 @@ def _textcaps_build(args: argparse.Namespace) -> Path:
 def _fashion_args(p: argparse.ArgumentParser) -> None:
     from lgvq_data.sources.fashion_mnist import DEFAULT_ROOT
 
-    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"folder of the IDX files (default {DEFAULT_ROOT})")
+    p.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT, help=f"folder of the IDX files (default {DEFAULT_ROOT})"
+    )
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -89,11 +105,21 @@ def _fashion_args(p: argparse.ArgumentParser) -> None:
 def _fashion_build(args: argparse.Namespace) -> Path:
     from lgvq_data.sources import fashion_mnist
 
-    return fashion_mnist.build(args.out, args.n, args.image_size, args.seed, args.root,
-                               val_fraction=args.val_fraction, test_fraction=args.test_fraction, **_common(args))
+    return fashion_mnist.build(
+        args.out,
+        args.n,
+        args.image_size,
+        args.seed,
+        args.root,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        **_common(args),
+    )
 
 
-CLI_SOURCES: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Path]]] = {
+CLI_SOURCES: dict[
+    str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Path]]
+] = {
     "folder": (_folder_args, _folder_build),
     "cub": (_cub_args, _cub_build),
     "celeba-hq": (_celeba_args, _celeba_build),

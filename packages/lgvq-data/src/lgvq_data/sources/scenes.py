@@ -109,7 +109,9 @@ class PatternCache:
             ramp = np.linspace(1.0, 0.7, size, dtype=np.float32)
             self._cache[size] = {
                 "striped": ((xx + yy) // (period // 2)) % 2 == 0,
-                "dotted": ((xx % dot) < dot // 2 + 1) & ((yy % dot) < dot // 2 + 1) & ((xx // dot + yy // dot) % 2 == 0),
+                "dotted": ((xx % dot) < dot // 2 + 1)
+                & ((yy % dot) < dot // 2 + 1)
+                & ((xx // dot + yy // dot) % 2 == 0),
                 "ramp_v": np.broadcast_to(ramp[:, None, None], (size, size, 1)),
                 "ramp_h": np.broadcast_to(ramp[None, :, None], (size, size, 1)),
             }
@@ -128,7 +130,10 @@ def place_boxes(
         if high >= 0:
             for _ in range(max_tries):
                 x, y = (int(v) for v in rng.integers(0, high + 1, size=2))
-                if all(x + side + 1 <= px or px + ps + 1 <= x or y + side + 1 <= py or py + ps + 1 <= y for px, py, ps in placed):
+                if all(
+                    x + side + 1 <= px or px + ps + 1 <= x or y + side + 1 <= py or py + ps + 1 <= y
+                    for px, py, ps in placed
+                ):
                     corner = (x, y)
                     placed.append((x, y, side))
                     break
@@ -240,9 +245,15 @@ def _join(items: list[str]) -> str:
 
 
 def make_captions(
-    objects: list[SceneObject], background: str, image_size: int, rng: np.random.Generator, kind: str, n: int = 5
+    objects: list[SceneObject],
+    background: str,
+    image_size: int,
+    rng: np.random.Generator,
+    kind: str,
+    n: int = 5,
 ) -> list[str]:
     """At least ``n`` distinct captions stating attributes, position/relations and the background."""
+
     def rel(a: SceneObject, b: SceneObject) -> str:
         options = _RELATIONS[relation(a, b)]
         return options[int(rng.integers(len(options)))]
@@ -256,7 +267,8 @@ def make_captions(
             _a(_describe(first, rng)),
             f"{_a(_describe(first, rng))} on {_a(background)} background",
             f"there is {_a(_describe(first, rng, size=False))} at the {_position_word(first, image_size)}",
-            f"a picture of {_a(_describe(first, rng, pattern=False))} near the {_position_word(first, image_size)}",
+            f"a picture of {_a(_describe(first, rng, pattern=False))} "
+            f"near the {_position_word(first, image_size)}",
             f"one {_describe(first, rng, size=False)} on a {background} background",
             f"{_a(first.size)} {first.synonyms[0]} colored {first.colour}",
             f"the image shows {_a(_describe(first, rng))} toward the {_position_word(first, image_size)}",
@@ -266,9 +278,11 @@ def make_captions(
         descs = [_a(_describe(o, rng)) for o in objects]
         candidates += [
             f"{_a(_describe(first, rng))} {rel(first, second)} {_a(_describe(second, rng))}",
-            f"{_a(_describe(second, rng, size=False))} {rel(second, first)} {_a(_describe(first, rng, size=False))}",
+            f"{_a(_describe(second, rng, size=False))} {rel(second, first)} "
+            f"{_a(_describe(first, rng, size=False))}",
             f"{count} {plural}: {_join(descs)}",
-            f"{_join([_a(_describe(o, rng, pattern=False)) for o in objects])} on {_a(background)} background",
+            f"{_join([_a(_describe(o, rng, pattern=False)) for o in objects])} "
+            f"on {_a(background)} background",
             f"the {first.synonyms[0]} is {rel(first, second)} the {second.synonyms[0]}",
             f"an image of {_a(_describe(first, rng, pattern=False))} {rel(first, second)} "
             f"{_a(_describe(second, rng, pattern=False))}",
@@ -300,11 +314,20 @@ def make_qa(
             qa.append({"question": f"what color is the {obj.noun}?", "answer": obj.colour})
             qa.append({"question": f"what size is the {obj.noun}?", "answer": obj.size})
         if colours.count(obj.colour) == 1:
-            qa.append({"question": f"what {thing} is the {obj.colour} object?", "answer": obj.noun.split()[-1]})
+            qa.append(
+                {"question": f"what {thing} is the {obj.colour} object?", "answer": obj.noun.split()[-1]}
+            )
     if len(objects) >= 2:
         a, b = objects[0], objects[1]
-        qa.append({"question": f"what is {_RELATIONS[relation(a, b)][0]} the {b.colour} {b.noun}?", "answer": a.noun.split()[-1]})
-        qa.append({"question": f"is the {a.noun} {_RELATIONS[relation(a, b)][0]} the {b.noun}?", "answer": "yes"})
+        qa.append(
+            {
+                "question": f"what is {_RELATIONS[relation(a, b)][0]} the {b.colour} {b.noun}?",
+                "answer": a.noun.split()[-1],
+            }
+        )
+        qa.append(
+            {"question": f"is the {a.noun} {_RELATIONS[relation(a, b)][0]} the {b.noun}?", "answer": "yes"}
+        )
     absent = [n for n in all_nouns if n not in nouns]
     if absent:
         qa.append({"question": f"is there a {absent[int(rng.integers(len(absent)))]}?", "answer": "no"})
@@ -322,8 +345,12 @@ def make_refs(objects: list[SceneObject]) -> list[dict[str, object]]:
             refs.append({"expression": f"the {obj.colour} {obj.noun}", "box_index": i})
     if len(objects) == 2:
         a, b = objects
-        refs.append({"expression": f"the {a.noun} {_RELATIONS[relation(a, b)][0]} the {b.noun}", "box_index": 0})
-        refs.append({"expression": f"the {b.noun} {_RELATIONS[relation(b, a)][0]} the {a.noun}", "box_index": 1})
+        refs.append(
+            {"expression": f"the {a.noun} {_RELATIONS[relation(a, b)][0]} the {b.noun}", "box_index": 0}
+        )
+        refs.append(
+            {"expression": f"the {b.noun} {_RELATIONS[relation(b, a)][0]} the {a.noun}", "box_index": 1}
+        )
     return refs
 
 

@@ -2,16 +2,17 @@
 
 Each image holds 1–3 non-overlapping objects on a shaded background. An object has a shape (7 kinds), a colour
 (10), a size (small/large) and a pattern (plain/striped/dotted). Rows carry ≥5 captions, per-object boxes, a
-class-id mask (0 = background, ``1 + SHAPES.index(shape)``), QA pairs and referring expressions. Row ``i`` depends
-only on ``(seed, i)`` (and the image size), so any subset can be regenerated exactly.
+class-id mask (0 = background, ``1 + SHAPES.index(shape)``), QA pairs and referring expressions. Row ``i``
+depends only on ``(seed, i)`` (and the image size), so any subset can be regenerated exactly.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class SceneGenerator:
                 x=corner[0],
                 y=corner[1],
             )
-            for (shape, colour, size_word, side, pattern), corner in zip(specs, corners)
+            for (shape, colour, size_word, side, pattern), corner in zip(specs, corners, strict=False)
             if corner is not None
         ]
         gradient = "vertical" if rng.random() < 0.5 else "horizontal"

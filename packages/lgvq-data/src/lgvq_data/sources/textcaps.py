@@ -16,11 +16,19 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lgvq_data.build import Rejected, build_shards
-from lgvq_data.sources.common import SourceLayoutError, image_row, load_data_pickle, read_caption_lines, require_file, stem
+from lgvq_data.sources.common import (
+    SourceLayoutError,
+    image_row,
+    load_data_pickle,
+    read_caption_lines,
+    require_file,
+    stem,
+)
 
 SOURCE_NAME = "textcaps"
 _JSON_SPLITS = {"train": "TextCaps_0.1_train.json", "val": "TextCaps_0.1_val.json"}
@@ -40,8 +48,14 @@ def _json_records(root: Path) -> Iterator[dict[str, Any] | Rejected]:
         for entry in data:
             captions[str(entry["image_id"])].append(str(entry.get("caption_str", "")))
         for image_id, texts in captions.items():
-            yield image_row(f"textcaps-{image_id}", split, SOURCE_NAME, root / "train_images" / f"{image_id}.jpg",
-                            texts, origin=f"{path} (image {image_id})")
+            yield image_row(
+                f"textcaps-{image_id}",
+                split,
+                SOURCE_NAME,
+                root / "train_images" / f"{image_id}.jpg",
+                texts,
+                origin=f"{path} (image {image_id})",
+            )
 
 
 def _text_records(root: Path) -> Iterator[dict[str, Any] | Rejected]:
@@ -60,8 +74,14 @@ def _text_records(root: Path) -> Iterator[dict[str, Any] | Rejected]:
             except ValueError as err:
                 yield Rejected(str(caption_file), f"textcaps-{image_id}", str(err))
                 continue
-            yield image_row(f"textcaps-{image_id}", split, SOURCE_NAME, root / "train_images" / f"{image_id}.jpg",
-                            texts, origin=str(caption_file))
+            yield image_row(
+                f"textcaps-{image_id}",
+                split,
+                SOURCE_NAME,
+                root / "train_images" / f"{image_id}.jpg",
+                texts,
+                origin=str(caption_file),
+            )
 
 
 def records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any] | Rejected]:
@@ -75,8 +95,20 @@ def records(root: str | os.PathLike[str]) -> Iterator[dict[str, Any] | Rejected]
         require_file(root / _JSON_SPLITS["train"], "TextCaps annotations (or train_filenames.pickle + text/)")
 
 
-def build(out_dir: str | os.PathLike[str], root: str | os.PathLike[str], rows_per_shard: int = 4096,
-          on_error: str = "fail", progress: bool = False) -> Path:
+def build(
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    rows_per_shard: int = 4096,
+    on_error: str = "fail",
+    progress: bool = False,
+) -> Path:
     """Convert TextCaps into shards at ``out_dir``."""
-    return build_shards(records(root), out_dir, source=SOURCE_NAME, rows_per_shard=rows_per_shard,
-                        on_error=on_error, progress=progress, metadata={"root": str(root)})
+    return build_shards(
+        records(root),
+        out_dir,
+        source=SOURCE_NAME,
+        rows_per_shard=rows_per_shard,
+        on_error=on_error,
+        progress=progress,
+        metadata={"root": str(root)},
+    )
