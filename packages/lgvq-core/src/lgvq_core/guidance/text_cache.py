@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 class TextFeatureCache:
     """LRU cache caption → one row of :class:`TextFeatures`, kept on the CPU.
 
-    Memory per entry ≈ L·E·4 bytes (30×384 floats ≈ 46 KB for MiniLM).
+    Token states are stored up to the caption's last real token only: memory per entry ≈ n·E·4 bytes
+    (n real tokens; ≈ 18 KB for a 12-token caption with MiniLM's E = 384).
 
     Args:
         encoder: the frozen encoder that fills misses (one batched call per :meth:`encode`).
@@ -54,13 +55,26 @@ class TextFeatureCache:
         self.hits += len(captions) - len(missing)
         if missing:
             fresh = self.encoder.encode(missing).to("cpu")
+            lengths = _attended_lengths(fresh.attention_mask)
             for i, caption in enumerate(missing):
-                self._rows[caption] = tuple(t[i] for t in fresh._tensors())
+                row = [t[i] for t in fresh._tensors()]
+                row[3] = row[3][: lengths[i]].clone()  # states past the last real token are zeros: not stored
+                self._rows[caption] = tuple(row)
         rows = []
         for caption in captions:
             self._rows.move_to_end(caption)
             rows.append(self._rows[caption])
-        features = TextFeatures(*(torch.stack(list(field)) for field in zip(*rows)))
+        ids, attention, special, states, sentence = zip(*rows)
+        context = ids[0].shape[0]
+        padded = [torch.nn.functional.pad(s, (0, 0, 0, context - s.shape[0])) for s in states]
+        features = TextFeatures(torch.stack(ids), torch.stack(attention), torch.stack(special), torch.stack(padded),
+                                torch.stack(sentence))
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
         return features
+
+
+def _attended_lengths(attention_mask: Tensor) -> list[int]:
+    """Per row: index of the last attended position + 1 (0 for an empty row)."""
+    positions = torch.arange(1, attention_mask.shape[1] + 1)
+    return (attention_mask.cpu().long() * positions).max(dim=1).values.tolist()
