@@ -144,9 +144,10 @@ class ShardDataset(Dataset[Sample]):
         return len(self.indices)
 
     def __getitem__(self, position: int) -> Sample:
-        if not -len(self) <= position < len(self):
-            raise IndexError(f"index {position} out of range for {len(self)} rows")
-        shard_id, row = self._locations[position].tolist()
+        try:
+            shard_id, row = self._locations[position].tolist()
+        except IndexError:
+            raise IndexError(f"index {position} out of range for {len(self)} rows") from None
         columns = self._column_arrays()[shard_id]
         global_row = int(self.indices[position])
         captions: list[str] = columns[COL_CAPTIONS][row].as_py()
