@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
-
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 
