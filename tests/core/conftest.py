@@ -27,7 +27,7 @@ CAPTIONS = [
     "a large blue circle near a striped star",
 ] * 4
 
-QUANTIZER_KINDS = ["vq", "vq-ema", "cvq", "vqct"]
+QUANTIZER_KINDS = ["vq", "vq-ema", "vq-l2-kmeans-restart", "cvq", "vqct"]
 
 
 def hashed_word_vectors(prompts: list[str], dim: int = 12) -> torch.Tensor:
@@ -46,6 +46,12 @@ def word_spec() -> WordCodebookSpec:
 
 def make_tokenizer(kind: str, spec: WordCodebookSpec | None = None, **quantizer_overrides):
     """A tiny tokenizer of each quantizer kind ("vq", "vq-ema", "cvq", "vqct")."""
+    if kind == "vq-l2-kmeans-restart":
+        q = QuantizerConfig(
+            kind="vq", codebook_size=32, embed_dim=8, l2_normalize=True, kmeans_init=True, dead_code_threshold=0.01,
+            **quantizer_overrides,
+        )
+        return builders.vqgan(encoder=TINY_ENCODER, quantizer=q, loss=NO_PERCEPTUAL_GAN)
     if kind in ("vq", "vq-ema"):
         q = QuantizerConfig(
             kind="vq",

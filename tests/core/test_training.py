@@ -102,3 +102,27 @@ def test_checkpoint_restores_optimizer_state(tmp_path, images):
     loaded = opt.state_dict()["state"]
     assert saved.keys() == loaded.keys()
     assert all(torch.equal(saved[i]["exp_avg"], loaded[i]["exp_avg"]) for i in saved)
+
+
+@pytest.mark.parametrize("base", ["vqvae", "vqgan", "cvq", "vqct"])
+def test_every_builder_trains_with_the_same_loop(base, word_spec, images):
+    from conftest import NO_PERCEPTUAL_GAN, TINY_ENCODER
+    from lgvq_core.config import QuantizerConfig
+    from lgvq_core.models import builders
+
+    kind = {"vqvae": "vq", "vqgan": "vq", "cvq": "cvq", "vqct": "vqct"}[base]
+    kwargs = {"encoder": TINY_ENCODER, "quantizer": QuantizerConfig(kind=kind, codebook_size=32, embed_dim=8)}
+    if base != "vqvae":
+        kwargs["loss"] = NO_PERCEPTUAL_GAN
+    if base == "vqct":
+        kwargs["spec"] = word_spec
+    tok = builders.BUILDERS[base](**kwargs)
+    disc = build_discriminator(tok.config)
+    assert (disc is None) == (base == "vqvae")
+    reports = []
+    result = fit(tok, [{"images": images}], TrainConfig(steps=3, lr=1e-3, log_every=1), discriminator=disc,
+                 on_report=lambda step, m: reports.append((step, m)))
+    assert result.state.step == 3 and [s for s, _ in reports] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor(m["total"])) for _, m in reports)
+    if disc is not None:
+        assert "disc_loss" in reports[-1][1]

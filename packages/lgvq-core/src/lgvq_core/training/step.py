@@ -36,6 +36,11 @@ class StepResult:
 
 def base_tokenizer(model: nn.Module) -> nn.Module:
     """The ``VQTokenizer`` inside ``model`` (the model itself, or ``model.base`` for a wrapper)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        raise TypeError(
+            "pass the bare model, not DistributedDataParallel: lgvq_core averages gradients over ranks itself "
+            "(training.step.average_gradients) and keeps codebooks in sync in the quantizers"
+        )
     if hasattr(model, "quantizer") and hasattr(model, "config"):
         return model
     base = getattr(model, "base", None)
