@@ -46,6 +46,12 @@ DEFAULT_ROWS_PER_SHARD = 4096
 DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024
 
 
+def _package_version() -> str:
+    from lgvq_data import __version__
+
+    return __version__
+
+
 class ShardError(RuntimeError):
     """A shard directory, manifest or shard file that cannot be used; the message names the file."""
 
@@ -172,6 +178,7 @@ class ShardWriter:
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "format": "arrow-ipc-file",
+            "created_by": f"lgvq-data {_package_version()}",
             "total_rows": sum(s["rows"] for s in self._shards),
             "splits": dict(sorted(splits.items())),
             "shards": self._shards,

@@ -252,8 +252,13 @@ def _expectations(max_caption_chars: int) -> list[Any]:
 def _run_great_expectations(rows: list[dict[str, Any]], max_caption_chars: int) -> list[Any]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    import pandas as pd
+    try:
+        import great_expectations as gx
+        import pandas as pd
+    except ImportError as err:  # pragma: no cover - depends on the installed extras
+        raise ImportError(
+            f"lgvq_data.validate needs great-expectations and pandas: pip install 'lgvq-data[validate]' ({err})"
+        ) from None
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
