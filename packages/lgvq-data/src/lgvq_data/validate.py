@@ -257,7 +257,7 @@ def _run_great_expectations(rows: list[dict[str, Any]], max_caption_chars: int) 
         import pandas as pd
     except ImportError as err:  # pragma: no cover - depends on the installed extras
         raise ImportError(
-            f"lgvq_data.validate needs great-expectations and pandas: pip install 'lgvq-data[validate]' ({err})"
+            f"lgvq_data.validate needs great-expectations + pandas: pip install 'lgvq-data[validate]' ({err})"
         ) from None
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
