@@ -13,7 +13,11 @@ def build_perceptual(config: LossConfig) -> PerceptualLoss:
     if config.perceptual_net == "efficientnet-lite0":
         from lgvq_core.models.feature_nets import EfficientNetLite0Features
 
-        return PerceptualLoss(EfficientNetLite0Features(), name="perceptual-EffLite0")
+        features = EfficientNetLite0Features()
+        # mean over the taps (not the sum): keeps the uncalibrated distance on LPIPS's order of magnitude (≈0–2)
+        return PerceptualLoss(
+            features, name="perceptual-EffLite0", layer_weights=[1.0 / len(features.taps)] * len(features.taps)
+        )
     if config.perceptual_net == "lpips-vgg":
         from lgvq_core.losses.lpips_vgg import load_lpips_vgg
 
