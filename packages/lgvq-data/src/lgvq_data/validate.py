@@ -261,7 +261,8 @@ def _run_great_expectations(rows: list[dict[str, Any]], max_caption_chars: int) 
         ) from None
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.WARNING)  # GE logs context set-up chatter at INFO
     frame = pd.DataFrame(rows)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
