@@ -126,3 +126,19 @@ def test_every_builder_trains_with_the_same_loop(base, word_spec, images):
     assert all(torch.isfinite(torch.tensor(m["total"])) for _, m in reports)
     if disc is not None:
         assert "disc_loss" in reports[-1][1]
+
+
+def test_epochs_are_announced_to_the_data(images):
+    class Batches:
+        def __init__(self):
+            self.epochs = []
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+        def __iter__(self):
+            return iter([{"images": images}, {"images": images}])
+
+    data = Batches()
+    result = fit(make_tokenizer("vq"), data, TrainConfig(steps=5, lr=1e-3))
+    assert data.epochs == [0, 1, 2] and result.state.epoch == 2 and result.state.batches_seen == 5

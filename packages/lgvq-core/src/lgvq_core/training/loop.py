@@ -5,7 +5,8 @@
     result = fit(tokenizer, batches, TrainConfig(steps=1000, lr=1e-4), discriminator=build_discriminator(cfg))
 
 ``batches`` is any iterable of batch dicts (``"images"`` B×3×H×W in [-1, 1], ...); it is re-iterated when
-exhausted (one pass = one epoch). With ``checkpoint_dir`` set, the loop resumes from ``<checkpoint_dir>/last`` when
+exhausted (one pass = one epoch; ``set_epoch(epoch)`` is called on the iterable, its ``dataset`` and its
+``sampler`` where present). With ``checkpoint_dir`` set, the loop resumes from ``<checkpoint_dir>/last`` when
 it exists and writes it every ``checkpoint_every`` steps and at the end (rank 0 only).
 """
 
@@ -53,6 +54,15 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     optimizer: torch.optim.Optimizer | None = None
     disc_optimizer: torch.optim.Optimizer | None = None
+
+
+def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on the iterable, its ``dataset`` and its ``sampler`` where they have one
+    (deterministic per-epoch shuffling/captions, e.g. ``DistributedSampler`` and lgvq-data's datasets)."""
+    for obj in (batches, getattr(batches, "dataset", None), getattr(batches, "sampler", None)):
+        set_epoch = getattr(obj, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
 
 
 def build_optimizers(
@@ -116,6 +126,7 @@ def fit(
         for cb in callbacks:
             cb.on_checkpoint(state, path)
 
+    _set_epoch(batches, state.epoch)
     iterator = iter(batches)
 
     def next_batch() -> dict[str, Any]:
@@ -124,6 +135,7 @@ def fit(
             batch = next(iterator)
         except StopIteration:
             state.epoch += 1
+            _set_epoch(batches, state.epoch)
             iterator = iter(batches)
             try:
                 batch = next(iterator)
