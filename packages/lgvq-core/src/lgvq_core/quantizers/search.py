@@ -29,10 +29,14 @@ def nearest_code(x: Tensor, codebook: Tensor, chunk_size: int = 1024) -> Tensor:
     half_norms = codebook.pow(2).sum(1).mul_(-0.5)  # K
     codebook_t = codebook.t()
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    # one reused score buffer: a fresh chunk×K allocation per chunk costs page faults on CPU
+    buffer = torch.empty(min(chunk_size, x.shape[0]), codebook.shape[0], device=x.device)
     with torch.autocast(device_type=x.device.type, enabled=False):
         for start in range(0, x.shape[0], chunk_size):
-            scores = torch.addmm(half_norms, x[start : start + chunk_size], codebook_t)
-            out[start : start + chunk_size] = scores.argmax(dim=1)
+            rows = x[start : start + chunk_size]
+            scores = buffer[: rows.shape[0]]
+            torch.addmm(half_norms, rows, codebook_t, out=scores)
+            torch.argmax(scores, dim=1, out=out[start : start + rows.shape[0]])
     return out
 
 
