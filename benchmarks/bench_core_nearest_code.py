@@ -1,4 +1,5 @@
-"""Nearest-code search speed: lgvq_core's chunked fp32 search vs vector-quantize-pytorch and a taming-style search.
+"""Nearest-code search speed: lgvq_core's chunked fp32 search vs vector-quantize-pytorch and a taming-style
+search.
 
 K = 16384 codes, D = 256, N = 16384 vectors, fp32, CPU. Reports, measured in the same run:
 - the machine's fp32 GEMM rate on the same (N×D)·(D×K) product (``torch.mm``),
@@ -6,7 +7,8 @@ K = 16384 codes, D = 256, N = 16384 vectors, fp32, CPU. Reports, measured in the
 - speed-up of ours vs ``vector_quantize_pytorch.VectorQuantize`` (eval forward, same codebook) and vs taming's
   ``VectorQuantizer2`` search (full N×K distance matrix, then argmin),
 - agreement of the indices.
-Writes benchmarks/results/bench_core_nearest_code.{json,md}. Run: ``python benchmarks/bench_core_nearest_code.py``.
+Writes benchmarks/results/bench_core_nearest_code.{json,md}. Run: ``python
+benchmarks/bench_core_nearest_code.py``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[256, 1024, 4096])
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default; 1 avoids oversubscription on shared cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (0: torch default; 1 avoids oversubscription on shared cores)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,7 +112,11 @@ def main() -> None:
 
     result = {
         "config": {"codes": k, "dim": d, "vectors": n, "dtype": "float32", "device": "cpu"},
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor()},
+        "machine": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor(),
+        },
         "gemm": {
             "gflops": gemm_rate / 1e9,
             "square_2048_gflops": square_rate / 1e9,
@@ -138,14 +149,27 @@ def main() -> None:
     rows = [
         ("GEMM rate × search FLOPs (reference)", gemm_time, 1.0, "—", "—"),
         (f"lgvq_core nearest_code (chunk {best_chunk})", ours_time, gemm_time / ours_time, "1.00", "1.00×"),
-        ("taming VectorQuantizer2 search", taming_time, gemm_time / taming_time,
-         f"{result['taming_style']['index_agreement']:.4f}", f"{taming_time / ours_time:.2f}×"),
+        (
+            "taming VectorQuantizer2 search",
+            taming_time,
+            gemm_time / taming_time,
+            f"{result['taming_style']['index_agreement']:.4f}",
+            f"{taming_time / ours_time:.2f}×",
+        ),
     ]
     if vqp_time is not None:
-        rows.append(("vector_quantize_pytorch.VectorQuantize (eval)", vqp_time, gemm_time / vqp_time,
-                     f"{vqp_agree:.4f}", f"{vqp_time / ours_time:.2f}×"))
+        rows.append(
+            (
+                "vector_quantize_pytorch.VectorQuantize (eval)",
+                vqp_time,
+                gemm_time / vqp_time,
+                f"{vqp_agree:.4f}",
+                f"{vqp_time / ours_time:.2f}×",
+            )
+        )
     lines = [
-        f"# Nearest-code search, K={k}, D={d}, N={n}, fp32 CPU ({torch.get_num_threads()} threads, torch {torch.__version__})",
+        f"# Nearest-code search, K={k}, D={d}, N={n}, fp32 CPU "
+        f"({torch.get_num_threads()} threads, torch {torch.__version__})",
         "",
         f"fp32 GEMM rate measured in the same run: {gemm_rate / 1e9:.1f} GFLOP/s "
         f"(square 2048³: {square_rate / 1e9:.1f}; same product in 1024-row blocks: {blocked_rate / 1e9:.1f})",
@@ -153,7 +177,9 @@ def main() -> None:
         "| method | seconds | fraction of GEMM rate | index agreement with ours | ours is faster by |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {name} | {t:.3f} | {frac:.2f} | {agree} | {speed} |" for name, t, frac, agree, speed in rows]
+    lines += [
+        f"| {name} | {t:.3f} | {frac:.2f} | {agree} | {speed} |" for name, t, frac, agree, speed in rows
+    ]
     (RESULTS / "bench_core_nearest_code.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

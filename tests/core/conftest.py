@@ -11,11 +11,18 @@ from lgvq_core.config import EncoderConfig, LossConfig, QuantizerConfig
 from lgvq_core.models import builders
 from lgvq_core.quantizers.vqct_vocabulary import WordCodebookSpec, build_word_codebook
 
-# The CI machine has 2 shared cores: one intra-op thread avoids oversubscription (tiny models gain nothing from more).
+# The CI machine has 2 shared cores: one intra-op thread avoids oversubscription (tiny models gain nothing
+# from more).
 torch.set_num_threads(1)
 
 TINY_ENCODER = EncoderConfig(
-    resolution=16, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), z_channels=16, norm_groups=8
+    resolution=16,
+    ch=16,
+    ch_mult=(1, 2),
+    num_res_blocks=1,
+    attn_resolutions=(8,),
+    z_channels=16,
+    norm_groups=8,
 )
 NO_PERCEPTUAL_GAN = LossConfig(
     perceptual_weight=0.0, perceptual_net="none", disc_start=0, disc_layers=1, disc_channels=16
@@ -48,7 +55,12 @@ def make_tokenizer(kind: str, spec: WordCodebookSpec | None = None, **quantizer_
     """A tiny tokenizer of each quantizer kind ("vq", "vq-ema", "cvq", "vqct")."""
     if kind == "vq-l2-kmeans-restart":
         q = QuantizerConfig(
-            kind="vq", codebook_size=32, embed_dim=8, l2_normalize=True, kmeans_init=True, dead_code_threshold=0.01,
+            kind="vq",
+            codebook_size=32,
+            embed_dim=8,
+            l2_normalize=True,
+            kmeans_init=True,
+            dead_code_threshold=0.01,
             **quantizer_overrides,
         )
         return builders.vqgan(encoder=TINY_ENCODER, quantizer=q, loss=NO_PERCEPTUAL_GAN)

@@ -14,14 +14,14 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
+        import sys
+
         from lgvq_core.config import TrainConfig
         from lgvq_core.metrics.codebook import CodebookUsage
         from lgvq_core.quantizers.cvq import ClusteredVectorQuantizer
         from lgvq_core.quantizers.vq import VectorQuantizer
         from lgvq_core.training.loop import build_optimizers
         from lgvq_core.training.step import train_step
-
-        import sys
 
         sys.path.insert(0, os.path.dirname(__file__))
         from conftest import make_tokenizer

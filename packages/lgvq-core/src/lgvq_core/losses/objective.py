@@ -3,7 +3,8 @@
 Generator:  rec_w·rec + perc_w·perceptual + q_w·Σ quantizer terms + λ·disc_weight·factor(step)·(−mean D(x̂)),
 with λ the adaptive weight on the decoder's last layer (1 when disabled) and factor 0 before ``disc_start``.
 Discriminator: factor(step)·hinge(D(x), D(sg x̂)).
-Breakdown keys are stable from step 0 (GAN keys are present, as zeros, before ``disc_start`` when a GAN is used).
+Breakdown keys are stable from step 0 (GAN keys are present, as zeros, before ``disc_start`` when a GAN is
+used).
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def generator_objective(
         if factor > 0:
             g_loss = generator_loss(discriminator(rec))
             if config.adaptive_weight and torch.is_grad_enabled() and last_layer.requires_grad:
-                lam = adaptive_weight(nll, g_loss, last_layer, delta=config.adaptive_delta, max_weight=config.adaptive_max)
+                lam = adaptive_weight(
+                    nll, g_loss, last_layer, delta=config.adaptive_delta, max_weight=config.adaptive_max
+                )
             else:
                 lam = torch.ones((), device=rec.device)
             d_weight = lam * config.disc_weight

@@ -1,6 +1,7 @@
 """LPIPS-style perceptual distance on an injected, frozen feature network.
 
-Per tapped layer: unit-normalise features over channels, squared difference, sum over channels, spatial mean; sum
+Per tapped layer: unit-normalise features over channels, squared difference, sum over channels, spatial mean;
+sum
 over layers with ``layer_weights`` (1 each when omitted — the learned LPIPS heads are not used). With
 ``EfficientNetLite0Features`` this is the offline default, named "perceptual-EffLite0".
 """
@@ -28,7 +29,9 @@ class PerceptualLoss(nn.Module):
         layer_weights: one weight per returned map (default 1).
     """
 
-    def __init__(self, features: nn.Module, *, name: str, layer_weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, features: nn.Module, *, name: str, layer_weights: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
         self.features = features
         self.name = name
@@ -41,7 +44,7 @@ class PerceptualLoss(nn.Module):
         if len(weights) != len(feats_real):
             raise ValueError(f"{len(weights)} layer weights for {len(feats_real)} feature maps")
         total = reconstruction.new_zeros(())
-        for w, fr, ff in zip(weights, feats_real, feats_fake):
+        for w, fr, ff in zip(weights, feats_real, feats_fake, strict=True):
             diff = (_unit_normalize(fr.float()).detach() - _unit_normalize(ff.float())) ** 2
             total = total + w * diff.sum(dim=1).mean()
         return total

@@ -9,14 +9,18 @@ __all__ = ["build_perceptual"]
 
 
 def build_perceptual(config: LossConfig) -> PerceptualLoss:
-    """``efficientnet-lite0`` → "perceptual-EffLite0"; ``lpips-vgg`` → LPIPS-VGG from ``perceptual_weights_path``."""
+    """``efficientnet-lite0`` → "perceptual-EffLite0"; ``lpips-vgg`` → LPIPS-VGG from
+    ``perceptual_weights_path``."""
     if config.perceptual_net == "efficientnet-lite0":
         from lgvq_core.models.feature_nets import EfficientNetLite0Features
 
         features = EfficientNetLite0Features()
-        # mean over the taps (not the sum): keeps the uncalibrated distance on LPIPS's order of magnitude (≈0–2)
+        # mean over the taps (not the sum): keeps the uncalibrated distance on LPIPS's order of magnitude
+        # (≈0–2)
         return PerceptualLoss(
-            features, name="perceptual-EffLite0", layer_weights=[1.0 / len(features.taps)] * len(features.taps)
+            features,
+            name="perceptual-EffLite0",
+            layer_weights=[1.0 / len(features.taps)] * len(features.taps),
         )
     if config.perceptual_net == "lpips-vgg":
         from lgvq_core.losses.lpips_vgg import load_lpips_vgg

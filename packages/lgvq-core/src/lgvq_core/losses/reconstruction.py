@@ -12,10 +12,13 @@ def reconstruction_loss(images: Tensor, reconstruction: Tensor, kind: str = "l1"
     """Mean per-pixel loss between B×C×H×W tensors.
 
     Args:
-        kind: ``"l1"`` (taming), ``"l2"`` (VQ-VAE paper) or ``"l1+l2"`` (VQCT's VQ-VAE baseline: sum of both means).
+        kind: ``"l1"`` (taming), ``"l2"`` (VQ-VAE paper) or ``"l1+l2"`` (VQCT's VQ-VAE baseline: sum of both
+        means).
     """
     if images.shape != reconstruction.shape:
-        raise ValueError(f"shape mismatch: images {tuple(images.shape)} vs reconstruction {tuple(reconstruction.shape)}")
+        raise ValueError(
+            f"shape mismatch: images {tuple(images.shape)} vs reconstruction {tuple(reconstruction.shape)}"
+        )
     images = images.to(reconstruction.dtype)
     if kind == "l1":
         return F.l1_loss(reconstruction, images)

@@ -1,6 +1,7 @@
 """Codebook usage and perplexity over a whole evaluation set (all positions of all images, all ranks).
 
-usage = fraction of the K codes selected at least once; perplexity = exp(−Σ p̄_k log p̄_k) with p̄ the histogram
+usage = fraction of the K codes selected at least once; perplexity = exp(−Σ p̄_k log p̄_k) with p̄ the
+histogram
 normalised over the set (range [1, K]; BASELINES §5.3). Per-batch training perplexity is not comparable.
 """
 

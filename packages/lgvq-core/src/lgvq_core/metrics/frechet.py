@@ -1,12 +1,14 @@
-"""Fréchet distance with an injected feature network (torchmetrics ``FrechetInceptionDistance(feature=module)``).
+"""Fréchet distance with an injected feature network (torchmetrics
+``FrechetInceptionDistance(feature=module)``).
 
-The offline default is ``FD-EffLite0``: pooled 1280-d ImageNet EfficientNet-Lite0 features at 224 px. It is not FID
-and must not be compared with published FIDs; for real FID pass an Inception module loaded from a local weights file.
+The offline default is ``FD-EffLite0``: pooled 1280-d ImageNet EfficientNet-Lite0 features at 224 px. It is
+not FID
+and must not be compared with published FIDs; for real FID pass an Inception module loaded from a local
+weights file.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -40,7 +42,9 @@ class FrechetDistance:
         name: reported metric name (default: ``features.name``).
     """
 
-    def __init__(self, features: nn.Module | None = None, *, name: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, features: nn.Module | None = None, *, name: str | None = None, device: str = "cpu"
+    ) -> None:
         features = features if features is not None else EffLite0FrechetFeatures()
         if not isinstance(getattr(features, "num_features", None), int):
             raise ValueError("the feature module needs an int attribute num_features")

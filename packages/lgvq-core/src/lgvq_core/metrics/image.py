@@ -1,6 +1,7 @@
 """PSNR and SSIM over an evaluation set (torchmetrics), on images mapped from [-1, 1] to [0, 1].
 
-Per image, then averaged over images (CVQ's convention); torchmetrics syncs its states across ranks at ``compute``.
+Per image, then averaged over images (CVQ's convention); torchmetrics syncs its states across ranks at
+``compute``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ class ReconstructionMetrics:
     """Accumulate PSNR (dB, data range 1) and SSIM (Gaussian window 11) over batches."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(device)
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(
+            device
+        )
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0).to(device)
 
     def update(self, images: Tensor, reconstruction: Tensor) -> None:

@@ -5,7 +5,6 @@ Parameter names match ``taming/modules/diffusionmodules/model.py`` so taming ``V
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -80,5 +79,3 @@ class Upsample(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-

@@ -1,4 +1,5 @@
-"""Builders for the four base tokenizers: ``vqvae()``, ``vqgan()``, ``cvq()``, ``vqct()`` and ``build(config)``.
+"""Builders for the four base tokenizers: ``vqvae()``, ``vqgan()``, ``cvq()``, ``vqct()`` and
+``build(config)``.
 
 Each builder takes keyword-only sub-configs (defaults: the f16 taming setting of BASELINES §6) or a whole
 ``TokenizerConfig``. Defaults per base:
@@ -6,7 +7,7 @@ Each builder takes keyword-only sub-configs (defaults: the f16 taming setting of
 | base  | quantizer | reconstruction | perceptual | GAN |
 |-------|-----------|----------------|------------|-----|
 | vqvae | vq        | L1 + L2        | none       | none |
-| vqgan | vq        | L1             | EffLite0 (offline stand-in for LPIPS) | PatchGAN hinge, start 10k, ×0.8 adaptive |
+| vqgan | vq        | L1             | EffLite0 (LPIPS stand-in) | PatchGAN hinge, start 10k, ×0.8 adaptive |
 | cvq   | cvq       | as vqgan       | as vqgan   | as vqgan |
 | vqct  | vqct      | as vqgan       | as vqgan   | as vqgan |
 
@@ -31,7 +32,11 @@ __all__ = ["vqvae", "vqgan", "cvq", "vqct", "build", "build_discriminator", "def
 
 _GAN_LOSS = LossConfig()
 _VQVAE_LOSS = LossConfig(
-    reconstruction="l1+l2", perceptual_weight=0.0, perceptual_net="none", disc_weight=0.0, adaptive_weight=False
+    reconstruction="l1+l2",
+    perceptual_weight=0.0,
+    perceptual_net="none",
+    disc_weight=0.0,
+    adaptive_weight=False,
 )
 
 
@@ -80,8 +85,10 @@ def build(
 
     Args:
         perceptual: injected perceptual loss module (default: built lazily from ``config.loss`` when needed).
-        word_spec: VQCT only: the ``WordCodebookSpec``; without it, placeholder buffers of the configured sizes are
-            created (to be filled by ``load_state_dict``, as ``from_pretrained`` does) using ``extra["vocabulary"]``.
+        word_spec: VQCT only: the ``WordCodebookSpec``; without it, placeholder buffers of the configured
+        sizes are
+            created (to be filled by ``load_state_dict``, as ``from_pretrained`` does) using
+            ``extra["vocabulary"]``.
         extra: data saved by ``VQTokenizer.extra_config`` (VQCT vocabulary).
     """
     q = config.quantizer
@@ -167,7 +174,9 @@ def vqct(
     current = cfg.quantizer.vqct
     for name, value in sizes.items():
         if getattr(current, name) not in (0, value):
-            raise ValueError(f"quantizer.vqct.{name}={getattr(current, name)} disagrees with the spec ({value})")
+            raise ValueError(
+                f"quantizer.vqct.{name}={getattr(current, name)} disagrees with the spec ({value})"
+            )
     vqct_cfg = dataclasses.replace(current, **sizes)
     cfg = dataclasses.replace(cfg, quantizer=dataclasses.replace(cfg.quantizer, vqct=vqct_cfg))
     return build(cfg, perceptual=perceptual, word_spec=spec)

@@ -1,4 +1,5 @@
-"""Taming encoder (BASELINES §2.2): conv_in → levels of ResBlocks(+attention) with downsampling → mid → conv_out."""
+"""Taming encoder (BASELINES §2.2): conv_in → levels of ResBlocks(+attention) with downsampling → mid →
+conv_out."""
 
 from __future__ import annotations
 

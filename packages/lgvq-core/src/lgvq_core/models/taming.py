@@ -1,12 +1,14 @@
 """Load taming-transformers ``VQModel`` checkpoints into a ``VQTokenizer`` (and back).
 
 The encoder/decoder/quant-conv parameter names are identical by construction; the codebook moves from
-``quantize.embedding.weight`` to ``quantizer.codebook``; ``loss.discriminator.*`` becomes the PatchGAN's state dict;
+``quantize.embedding.weight`` to ``quantizer.codebook``; ``loss.discriminator.*`` becomes the PatchGAN's state
+dict;
 taming's frozen LPIPS (``loss.perceptual_loss.*``) and ``loss.logvar`` are dropped. Anything else is refused.
 Use a ``vqgan`` config with taming's settings (``QuantizerConfig(legacy=True)`` for its β placement)::
 
     sd = torch.load("last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    tok = vqgan(encoder=EncoderConfig(...), quantizer=QuantizerConfig(codebook_size=1024, embed_dim=256, legacy=True))
+    tok = vqgan(encoder=EncoderConfig(...), quantizer=QuantizerConfig(codebook_size=1024, embed_dim=256,
+    legacy=True))
     load_taming_state_dict(tok, sd, discriminator=disc)
 """
 
@@ -66,7 +68,8 @@ def to_taming_state_dict(
 def load_taming_state_dict(
     tokenizer: nn.Module, state: dict[str, Tensor], *, discriminator: nn.Module | None = None
 ) -> None:
-    """Load a taming ``VQModel`` state dict into a vq-based ``VQTokenizer`` (and optionally its discriminator).
+    """Load a taming ``VQModel`` state dict into a vq-based ``VQTokenizer`` (and optionally its
+    discriminator).
 
     Quantizer buffers taming does not have (usage, init flag, EMA state) keep the tokenizer's current values.
     Raises ``ValueError`` listing missing/unexpected keys or shape mismatches.

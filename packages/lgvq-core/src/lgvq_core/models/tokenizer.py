@@ -1,4 +1,5 @@
-"""``VQTokenizer``: encoder → quant_conv → quantizer → post_quant_conv → decoder, one interface for every base.
+"""``VQTokenizer``: encoder → quant_conv → quantizer → post_quant_conv → decoder, one interface for every
+base.
 
 Used the same way for VQ-VAE, VQ-GAN, CVQ and VQCT (only the quantizer and the loss settings differ)::
 
@@ -7,7 +8,8 @@ Used the same way for VQ-VAE, VQ-GAN, CVQ and VQCT (only the quantizer and the l
     images_hat = tok.decode(indices)      # B×3×H×W
     losses = tok.training_losses({"images": images}, step, discriminator)
 
-The perceptual network is injected (or built lazily from the config on first use); it is frozen and never part of
+The perceptual network is injected (or built lazily from the config on first use); it is frozen and never part
+of
 the state dict, so checkpoints hold only the tokenizer's own weights.
 """
 
@@ -40,7 +42,8 @@ FORMAT_VERSION = 1
 
 
 def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], *, source: str) -> None:
-    """Raise ``ValueError`` listing missing keys, unexpected keys and shape mismatches (``source`` names the file)."""
+    """Raise ``ValueError`` listing missing keys, unexpected keys and shape mismatches (``source`` names the
+    file)."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     mismatched = sorted(
@@ -50,10 +53,13 @@ def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], *, s
     )
     problems = []
     if missing:
-        problems.append(f"missing keys ({len(missing)}): {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}")
+        problems.append(
+            f"missing keys ({len(missing)}): {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}"
+        )
     if unexpected:
         problems.append(
-            f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:10])}{' …' if len(unexpected) > 10 else ''}"
+            f"unexpected keys ({len(unexpected)}): "
+            f"{', '.join(unexpected[:10])}{' …' if len(unexpected) > 10 else ''}"
         )
     if mismatched:
         problems.append(f"shape mismatches: {'; '.join(mismatched[:10])}")
@@ -67,7 +73,8 @@ class VQTokenizer(nn.Module):
     Args:
         config: the full configuration (saved with the weights).
         encoder, decoder: taming ``Encoder`` / ``Decoder`` built from ``config.encoder``.
-        quantizer: a quantizer module (``VectorQuantizer``, ``ClusteredVectorQuantizer``, ``VQCTQuantizer``) with
+        quantizer: a quantizer module (``VectorQuantizer``, ``ClusteredVectorQuantizer``, ``VQCTQuantizer``)
+        with
             ``latent_dim``, ``num_tokens``, ``forward``, ``assign``, ``embed``, ``get_codebook``.
         perceptual: optional injected perceptual loss module ``(images, reconstruction) -> scalar``.
     """
@@ -152,7 +159,9 @@ class VQTokenizer(nn.Module):
     def forward(self, images: Tensor) -> TokenizerOutput:
         latent = self.encode_latent(images)
         quant = self.quantize(latent)
-        return TokenizerOutput(reconstruction=self.decode_quantized(quant.quantized), quant=quant, latent=latent)
+        return TokenizerOutput(
+            reconstruction=self.decode_quantized(quant.quantized), quant=quant, latent=latent
+        )
 
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
@@ -169,7 +178,9 @@ class VQTokenizer(nn.Module):
 
     # ------------------------------------------------------------------------------------------- losses
 
-    def training_losses(self, batch: dict[str, Any], step: int, discriminator: nn.Module | None = None) -> StepLosses:
+    def training_losses(
+        self, batch: dict[str, Any], step: int, discriminator: nn.Module | None = None
+    ) -> StepLosses:
         """Generator objective for a batch (``batch["images"]`` B×3×H×W in [-1, 1])."""
         images = batch["images"]
         output = self(images)
@@ -225,14 +236,20 @@ class VQTokenizer(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | os.PathLike[str], *, perceptual: nn.Module | None = None, map_location: str = "cpu"
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        perceptual: nn.Module | None = None,
+        map_location: str = "cpu",
     ) -> VQTokenizer:
         """Load a tokenizer written by ``save_pretrained``; refuses any key or shape mismatch."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         for path in (config_path, weights_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: not found (expected a directory written by save_pretrained)")
+                raise FileNotFoundError(
+                    f"{path}: not found (expected a directory written by save_pretrained)"
+                )
         try:
             meta = json.loads(config_path.read_text())
         except json.JSONDecodeError as err:

@@ -6,10 +6,12 @@ Per training step, after quantizing with the current codes:
             ``probrandom`` (sampled with probability softmax over the batch of the similarities to e_k)
     mix     α_k = exp(−N_k·K·10/(1 − γ) − 1e-3);  e_k ← (1 − α_k)·e_k + α_k·a_k   (outside autograd)
 so practically unused codes are pulled onto data while used codes are left to the loss. Similarities use the
-detached features (``l2``: −‖z − e‖², ``cos``: cosine). The optional contrastive term (τ = 0.07) treats, per code,
+detached features (``l2``: −‖z − e‖², ``cos``: cosine). The optional contrastive term (τ = 0.07) treats, per
+code,
 the mean of its ⌊N/K⌋ most similar features as the positive and its ⌊N/2⌋ least similar as negatives.
 Loss placement as in the official code (VQ-VAE ordering): codebook 1.0, commitment 0.25.
-Under ``torch.distributed`` the usage statistics are all-reduced and the anchors are chosen on rank 0 and broadcast.
+Under ``torch.distributed`` the usage statistics are all-reduced and the anchors are chosen on rank 0 and
+broadcast.
 """
 
 from __future__ import annotations
@@ -163,13 +165,19 @@ class ClusteredVectorQuantizer(nn.Module):
                 "codebook": self.codebook_term_weight * F.mse_loss(codes, z32.detach()),
             }
             if self.contrastive:
-                losses["contrastive"] = self.contrastive_weight * cvq_contrastive_loss(sim, self.contrastive_temperature)
+                losses["contrastive"] = self.contrastive_weight * cvq_contrastive_loss(
+                    sim, self.contrastive_temperature
+                )
             counts = torch.bincount(indices, minlength=self.codebook_size).float()
             if self.training:
                 counts = self._online_reinit(rows.detach(), sim.detach(), counts)
             quantized = codes.detach() + (z32 - z32.detach())
         return QuantizerOutput(
-            quantized=quantized.to(z.dtype), indices=indices.view(b, h, w), losses=losses, usage=counts, codes=codes
+            quantized=quantized.to(z.dtype),
+            indices=indices.view(b, h, w),
+            losses=losses,
+            usage=counts,
+            codes=codes,
         )
 
     @torch.no_grad()
@@ -196,7 +204,9 @@ class ClusteredVectorQuantizer(nn.Module):
                 anchors.copy_(rows[torch.multinomial(probs, 1).squeeze(1)])
         if self.anchor != "random":
             broadcast_from_rank0(anchors)
-        alpha = torch.exp(-self.embed_prob * self.codebook_size * 10.0 / (1.0 - self.decay) - 1e-3).unsqueeze(1)
+        alpha = torch.exp(-self.embed_prob * self.codebook_size * 10.0 / (1.0 - self.decay) - 1e-3).unsqueeze(
+            1
+        )
         self.codebook.data.mul_(1.0 - alpha).add_(anchors * alpha)
         self.reinit_done.fill_(True)
         return counts

@@ -1,7 +1,8 @@
 """Small ``torch.distributed`` helpers: every call is a no-op in a single process.
 
 Codebook state must stay bit-identical on every rank: statistics are all-reduced (sums), and any random choice
-(k-means seeds, restart vectors, CVQ anchors) is made on rank 0 and broadcast with the same shape on every rank.
+(k-means seeds, restart vectors, CVQ anchors) is made on rank 0 and broadcast with the same shape on every
+rank.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Nearest-code search in fp32, chunked so the N×K distance matrix never lives in memory at once.
 
-``argmin_k ‖x − e_k‖²  =  argmax_k (x·e_k − ½‖e_k‖²)``: one GEMM per chunk (``addmm`` with the half norms as the
+``argmin_k ‖x − e_k‖²  =  argmax_k (x·e_k − ½‖e_k‖²)``: one GEMM per chunk (``addmm`` with the half norms as
+the
 bias), then an arg-max over a chunk×K block that stays in cache; ‖x‖² is never computed.
 """
 

@@ -40,7 +40,8 @@ def from_rows(rows: Tensor, b: int, h: int, w: int) -> Tensor:
 
 @torch.no_grad()
 def kmeans(x: Tensor, num_clusters: int, iters: int, *, chunk_size: int = 1024, generator=None) -> Tensor:
-    """k-means++ seeding + Lloyd's iterations in fp32. Works with fewer vectors than clusters (then the seeds are
+    """k-means++ seeding + Lloyd's iterations in fp32. Works with fewer vectors than clusters (then the seeds
+    are
     sampled with replacement).
 
     Args:
@@ -70,7 +71,8 @@ def kmeans(x: Tensor, num_clusters: int, iters: int, *, chunk_size: int = 1024, 
 
 
 def _kmeans_plus_plus(x: Tensor, k: int, generator=None) -> Tensor:
-    """k-means++ seeds: each next seed drawn with probability ∝ squared distance to the nearest chosen seed."""
+    """k-means++ seeds: each next seed drawn with probability ∝ squared distance to the nearest chosen
+    seed."""
     n = x.shape[0]
     first = int(torch.randint(n, (1,), generator=generator))
     centres = [x[first]]
@@ -92,14 +94,17 @@ class VectorQuantizer(nn.Module):
     Args:
         codebook_size: K.
         embed_dim: D (channels of the latent it quantizes).
-        codebook_update: ``"grad"`` (codebook term + optimizer) or ``"ema"`` (EMA of assigned vectors, no codebook
+        codebook_update: ``"grad"`` (codebook term + optimizer) or ``"ema"`` (EMA of assigned vectors, no
+        codebook
             term; the codebook parameter is then frozen for the optimizer).
         codebook_weight, commitment_weight, legacy: see the module docstring.
         l2_normalize: quantize l2-normalised latents against l2-normalised codes (cosine assignment).
-        kmeans_init: on the first training batch, set the codes by k-means (rank 0, broadcast); the ``initialized``
+        kmeans_init: on the first training batch, set the codes by k-means (rank 0, broadcast); the
+        ``initialized``
             buffer is saved, so a resumed model does not re-run it.
         kmeans_iters: Lloyd iterations.
-        dead_code_threshold: restart codes whose EMA usage (assignments per step, decay ``usage_decay``) falls below
+        dead_code_threshold: restart codes whose EMA usage (assignments per step, decay ``usage_decay``) falls
+        below
             this with vectors of the current batch; resets their EMA state. 0 disables.
         ema_decay, ema_eps: EMA γ and Laplace-smoothing ε (sonnet).
         search_chunk_size: rows per GEMM block in the nearest-code search.
@@ -130,7 +135,8 @@ class VectorQuantizer(nn.Module):
         self.embed_dim = embed_dim
         self.codebook_update = codebook_update
         self.legacy = legacy
-        # Effective weights of (codebook term, commitment term); legacy puts "β" on the codebook term like taming.
+        # Effective weights of (codebook term, commitment term); legacy puts "β" on the codebook term like
+        # taming.
         if legacy:
             self.codebook_term_weight, self.commitment_term_weight = commitment_weight, codebook_weight
         else:
@@ -238,13 +244,16 @@ class VectorQuantizer(nn.Module):
             codes=codes,
         )
 
-    # ------------------------------------------------------------------------------------------- state updates
+    # ------------------------------------------------------------------------------------------- state
+    # updates
 
     @torch.no_grad()
     def _kmeans_initialise(self, rows: Tensor) -> None:
         centres = torch.empty(self.codebook_size, self.embed_dim, device=rows.device)
         if rank() == 0:
-            centres.copy_(kmeans(rows, self.codebook_size, self.kmeans_iters, chunk_size=self.search_chunk_size))
+            centres.copy_(
+                kmeans(rows, self.codebook_size, self.kmeans_iters, chunk_size=self.search_chunk_size)
+            )
         broadcast_from_rank0(centres)
         if self.l2_normalize:
             centres = F.normalize(centres, dim=-1)
@@ -257,9 +266,12 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _update_state(self, rows: Tensor, indices: Tensor, counts: Tensor) -> Tensor:
-        """All-reduce statistics, update usage, the EMA codebook and restart dead codes. Returns global counts."""
+        """All-reduce statistics, update usage, the EMA codebook and restart dead codes. Returns global
+        counts."""
         if self.codebook_update == "ema":
-            sums = torch.zeros(self.codebook_size, self.embed_dim, device=rows.device).index_add_(0, indices, rows)
+            sums = torch.zeros(self.codebook_size, self.embed_dim, device=rows.device).index_add_(
+                0, indices, rows
+            )
             counts, sums = all_reduce_many(counts, sums)
         else:
             (counts,) = all_reduce_many(counts)
@@ -272,7 +284,9 @@ class VectorQuantizer(nn.Module):
             self.cluster_size.mul_(self.ema_decay).add_(counts, alpha=1.0 - self.ema_decay)
             self.embed_avg.mul_(self.ema_decay).add_(sums, alpha=1.0 - self.ema_decay)
             total = self.cluster_size.sum()
-            smoothed = (self.cluster_size + self.ema_eps) / (total + self.codebook_size * self.ema_eps) * total
+            smoothed = (
+                (self.cluster_size + self.ema_eps) / (total + self.codebook_size * self.ema_eps) * total
+            )
             self.codebook.data.copy_(self.embed_avg / smoothed.unsqueeze(1))
         if self.dead_code_threshold > 0:
             self._restart_dead_codes(rows)

@@ -1,14 +1,21 @@
 """VQCT quantizer: codebook transfer from word vectors through a 2-layer GCN (BASELINES §4.3–4.5).
 
 Codes C = Â·dropout(ReLU(Â·X·W1 + b1))·W2 + b2 over the graph of adjectives + nouns (symmetric co-occurrence
-counts, self-loops, Â = D̃^−½(A + I)D̃^−½), recomputed from the frozen word vectors X at every forward; only the GCN
-weights train. The latent has 2·d channels: the first d are quantized against the adjective codes, the last d against
-the noun codes, each with its own straight-through estimator and taming-style loss pair (summed over branches).
+counts, self-loops, Â = D̃^−½(A + I)D̃^−½), recomputed from the frozen word vectors X at every forward; only
+the GCN
+weights train. The latent has 2·d channels: the first d are quantized against the adjective codes, the last d
+against
+the noun codes, each with its own straight-through estimator and taming-style loss pair (summed over
+branches).
 
-Tokens and k: during training the adjective half uses the mean of its ``topk`` nearest adjective codes (VQCT: k = 2).
-A token is an (adjective, noun) pair, so ``assign``/``embed`` and eval-mode quantization use k = 1 (the nearest
-adjective): decoding tokens then reproduces eval-mode reconstructions exactly. The pair is packed into one int64
-index ``adjective * num_nouns + noun`` (``num_tokens = A·N``); ``split_pairs`` unpacks it for second-stage models with
+Tokens and k: during training the adjective half uses the mean of its ``topk`` nearest adjective codes (VQCT:
+k = 2).
+A token is an (adjective, noun) pair, so ``assign``/``embed`` and eval-mode quantization use k = 1 (the
+nearest
+adjective): decoding tokens then reproduces eval-mode reconstructions exactly. The pair is packed into one
+int64
+index ``adjective * num_nouns + noun`` (``num_tokens = A·N``); ``split_pairs`` unpacks it for second-stage
+models with
 separate adjective/noun heads (VQCT's GPT). ``usage`` counts are over the A + N word codes (adjectives first).
 """
 
@@ -29,7 +36,9 @@ from lgvq_core.quantizers.vqct_vocabulary import WordCodebookSpec
 __all__ = ["VQCTQuantizer", "normalized_adjacency"]
 
 
-def normalized_adjacency(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
+def normalized_adjacency(
+    edge_index: Tensor, edge_weight: Tensor, num_nodes: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Symmetric GCN normalisation with self-loops.
 
     Args:
@@ -51,7 +60,8 @@ class VQCTQuantizer(nn.Module):
     """VQCT quantizer (see module docstring).
 
     Args:
-        num_adjectives, num_nouns, word_dim, num_edges: vocabulary sizes (buffers are created with these shapes).
+        num_adjectives, num_nouns, word_dim, num_edges: vocabulary sizes (buffers are created with these
+        shapes).
         embed_dim: d, the width of each code; the latent has 2·d channels.
         topk: adjectives averaged during training.
         gcn_hidden, gcn_dropout: GCN hidden width and dropout between the layers.
@@ -113,7 +123,11 @@ class VQCTQuantizer(nn.Module):
 
     @classmethod
     def from_config(
-        cls, config: QuantizerConfig, *, spec: WordCodebookSpec | None = None, extra: dict[str, Any] | None = None
+        cls,
+        config: QuantizerConfig,
+        *,
+        spec: WordCodebookSpec | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> VQCTQuantizer:
         v = config.vqct
         return cls(

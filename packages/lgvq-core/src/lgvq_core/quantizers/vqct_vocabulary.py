@@ -2,12 +2,15 @@
 adjective→noun co-occurrence graph (BASELINES §4.2–4.3, re-built offline).
 
 Differences from the reference script, on purpose:
-- POS tags come from an injected tagger; the default is textblob's ``PatternTagger`` (a lexicon tagger that ships its
+- POS tags come from an injected tagger; the default is textblob's ``PatternTagger`` (a lexicon tagger that
+ships its
   data, OFFLINE-ASSETS Q2) instead of NLTK's perceptron tagger (needs a download). Tags are Penn Treebank.
-- Plural nouns (NNS/NNPS) are singularised with textblob's rule-based ``Word.singularize`` (no WordNet download);
+- Plural nouns (NNS/NNPS) are singularised with textblob's rule-based ``Word.singularize`` (no WordNet
+download);
   the reference lemmatises with WordNet.
 - A word tagged both JJ and NN stays in both lists with its own node; the reference maps it to its noun index.
-Kept as in the reference: captions lower-cased before tagging, adjectives = JJ only (not lemmatised), nouns = NN*,
+Kept as in the reference: captions lower-cased before tagging, adjectives = JJ only (not lemmatised), nouns =
+NN*,
 ``count > min_count`` (strict), first-occurrence order, edges = an adjective immediately followed by a noun,
 prompts "a photo of {w} object" (adjectives) and "a photo of {w}" (nouns).
 """
@@ -84,13 +87,16 @@ _PATTERN_TAGGER = None
 
 
 def pattern_tagger(text: str) -> list[tuple[str, str]]:
-    """Penn Treebank tags with textblob's offline ``PatternTagger`` (not ``TextBlob.tags``, which needs NLTK data)."""
+    """Penn Treebank tags with textblob's offline ``PatternTagger`` (not ``TextBlob.tags``, which needs NLTK
+    data)."""
     global _PATTERN_TAGGER
     if _PATTERN_TAGGER is None:
         try:
             from textblob.en.taggers import PatternTagger
         except ImportError as err:  # pragma: no cover - environment dependent
-            raise ImportError("the default POS tagger needs textblob: pip install 'lgvq-core[offline-assets]'") from err
+            raise ImportError(
+                "the default POS tagger needs textblob: pip install 'lgvq-core[offline-assets]'"
+            ) from err
         _PATTERN_TAGGER = PatternTagger()
     return [(str(w), str(t)) for w, t in _PATTERN_TAGGER.tag(text)]
 

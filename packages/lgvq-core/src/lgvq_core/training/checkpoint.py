@@ -9,7 +9,8 @@ Layout of a checkpoint directory::
     trainer.json                step, counters, optimizer param groups and scalar state, GradScaler state,
                                 python/numpy RNG states, the train config and a config hash
 
-The directory is written under a temporary name next to the target and renamed into place, so a crash never leaves
+The directory is written under a temporary name next to the target and renamed into place, so a crash never
+leaves
 a partial checkpoint; an existing checkpoint is replaced only after the new one is complete.
 """
 
@@ -54,7 +55,9 @@ def config_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _optimizer_split(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _optimizer_split(
+    name: str, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -95,7 +98,10 @@ def save_checkpoint(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+            str(tmp / "model.safetensors"),
+        )
         if discriminator is not None:
             save_file(
                 {k: v.detach().contiguous().cpu() for k, v in discriminator.state_dict().items()},
@@ -123,7 +129,13 @@ def save_checkpoint(
             "optimizers": opt_meta,
             "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
             "python_rng": [py_state[0], list(py_state[1]), py_state[2]],
-            "numpy_rng": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "numpy_rng": [
+                np_state[0],
+                np_state[1].tolist(),
+                int(np_state[2]),
+                int(np_state[3]),
+                float(np_state[4]),
+            ],
             "train_config": train_config,
             "model_config": model_config,
             "config_hash": config_hash({"train": train_config, "model": model_config}),

@@ -100,14 +100,18 @@ def fit(
         discriminator.train()
     device = next(model.parameters()).device
     optimizer, disc_optimizer = build_optimizers(model, discriminator, config)
-    optimizers = {"model": optimizer} | ({"discriminator": disc_optimizer} if disc_optimizer is not None else {})
+    optimizers = {"model": optimizer} | (
+        {"discriminator": disc_optimizer} if disc_optimizer is not None else {}
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     tok = base_tokenizer(model)
     model_config = tok.config.to_dict()
     state = TrainState()
     last = Path(config.checkpoint_dir) / LAST_CHECKPOINT if config.checkpoint_dir else None
     if last is not None and resume and (last / "trainer.json").is_file():
-        state = load_checkpoint(last, model=model, optimizers=optimizers, discriminator=discriminator, scaler=scaler)
+        state = load_checkpoint(
+            last, model=model, optimizers=optimizers, discriminator=discriminator, scaler=scaler
+        )
         logger.info("resumed from %s at step %d", last, state.step)
 
     def save() -> None:
@@ -164,10 +168,13 @@ def fit(
         if not result.ok:
             state.skipped_nonfinite += 1
             state.consecutive_nonfinite += 1
-            logger.warning("non-finite loss at step %d; step skipped (%d so far)", state.step, state.skipped_nonfinite)
+            logger.warning(
+                "non-finite loss at step %d; step skipped (%d so far)", state.step, state.skipped_nonfinite
+            )
             if state.consecutive_nonfinite >= config.max_nonfinite_steps:
                 raise FloatingPointError(
-                    f"{state.consecutive_nonfinite} consecutive non-finite steps at step {state.step}; aborting"
+                    f"{state.consecutive_nonfinite} consecutive non-finite steps at step {state.step}; "
+                    "aborting"
                 )
             continue
         state.consecutive_nonfinite = 0
@@ -187,7 +194,11 @@ def fit(
             for cb in callbacks:
                 cb.on_report(state, report)
             window, window_steps = {}, 0
-        if config.checkpoint_every and state.step % config.checkpoint_every == 0 and state.step < config.steps:
+        if (
+            config.checkpoint_every
+            and state.step % config.checkpoint_every == 0
+            and state.step < config.steps
+        ):
             save()
     bar.close()
     save()

@@ -2,7 +2,8 @@
 
 Works for any model with ``training_losses(batch, step, discriminator) -> StepLosses`` (a ``VQTokenizer`` or a
 language-guided wrapper exposing ``.base``). Under ``torch.distributed`` gradients are averaged over ranks by
-all-reduce after accumulation (no DDP wrapper needed), and a non-finite loss on any rank skips the step on all.
+all-reduce after accumulation (no DDP wrapper needed), and a non-finite loss on any rank skips the step on
+all.
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ from lgvq_core.losses.adversarial import disc_factor
 from lgvq_core.outputs import StepLosses
 from lgvq_core.quantizers.distributed import is_distributed, world_size
 
-__all__ = ["StepResult", "train_step", "autocast_context", "base_tokenizer", "move_batch", "average_gradients"]
+__all__ = [
+    "StepResult",
+    "train_step",
+    "autocast_context",
+    "base_tokenizer",
+    "move_batch",
+    "average_gradients",
+]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class StepResult:
-    """``ok`` is False when the step was skipped for a non-finite loss; ``metrics`` are floats averaged over micro-batches."""
+    """``ok`` is False when the step was skipped for a non-finite loss; ``metrics`` are floats averaged over
+    micro-batches."""
 
     ok: bool
     metrics: dict[str, float] = field(default_factory=dict)
@@ -38,7 +47,8 @@ def base_tokenizer(model: nn.Module) -> nn.Module:
     """The ``VQTokenizer`` inside ``model`` (the model itself, or ``model.base`` for a wrapper)."""
     if isinstance(model, nn.parallel.DistributedDataParallel):
         raise TypeError(
-            "pass the bare model, not DistributedDataParallel: lgvq_core averages gradients over ranks itself "
+            "pass the bare model, not DistributedDataParallel: "
+            "lgvq_core averages gradients over ranks itself "
             "(training.step.average_gradients) and keeps codebooks in sync in the quantizers"
         )
     if hasattr(model, "quantizer") and hasattr(model, "config"):
@@ -82,7 +92,7 @@ def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         n = g.numel()
         p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)
         offset += n
@@ -122,7 +132,9 @@ def train_step(
         and loss_cfg.uses_gan
         and disc_factor(step, loss_cfg.disc_start) > 0
     )
-    disc_fn: Callable[..., StepLosses] = getattr(model, "discriminator_losses", None) or tok.discriminator_losses
+    disc_fn: Callable[..., StepLosses] = (
+        getattr(model, "discriminator_losses", None) or tok.discriminator_losses
+    )
     optimizer.zero_grad(set_to_none=True)
     if disc_optimizer is not None:
         disc_optimizer.zero_grad(set_to_none=True)
