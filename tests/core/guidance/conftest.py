@@ -14,7 +14,8 @@ WORDS = (
 
 
 def _write_clip_bpe(directory: Path) -> None:
-    """A tiny CLIP BPE vocabulary (characters, every word prefix, whole words) + the merges that build them."""
+    """A tiny CLIP BPE vocabulary (characters, every word prefix, whole words) + the merges that build
+    them."""
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab: dict[str, int] = {}
 
@@ -50,9 +51,16 @@ def build_tiny_clip(directory: Path, projection: bool) -> Path:
     _write_clip_bpe(directory)
     tokenizer = CLIPTokenizer(str(directory / "vocab.json"), str(directory / "merges.txt"))
     config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=32, projection_dim=24, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=32,
+        projection_dim=24,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(1)
     model = (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
@@ -94,7 +102,14 @@ def tiny_bert(minilm):
     from lgvq_core.guidance import HFTextEncoder
 
     torch.manual_seed(2)
-    model = BertModel(BertConfig(vocab_size=minilm.vocab_size, hidden_size=32, intermediate_size=64,
-                                 num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64))
+    model = BertModel(
+        BertConfig(
+            vocab_size=minilm.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+        )
+    )
     return HFTextEncoder(model, minilm.tokenizer, kind="auto", name="tiny-bert", context_length=12)
-

@@ -4,29 +4,43 @@ from __future__ import annotations
 
 import pytest
 
-
 BASES = ("vqvae", "vqgan", "cvq", "vqct")
 
 
 def tiny_tokenizer_config(base: str):
-    """A tiny TokenizerConfig (16 px images, 8×8 grid, 32 codes of dim 16; no perceptual net; GAN from step 0)."""
+    """A tiny TokenizerConfig (16 px images, 8×8 grid, 32 codes of dim 16; no perceptual net; GAN from step
+    0)."""
     from lgvq_core.config import EncoderConfig, LossConfig, QuantizerConfig, TokenizerConfig
 
-    encoder = EncoderConfig(resolution=16, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
-                            z_channels=16, norm_groups=8)
+    encoder = EncoderConfig(
+        resolution=16,
+        ch=16,
+        ch_mult=(1, 2),
+        num_res_blocks=1,
+        attn_resolutions=(),
+        z_channels=16,
+        norm_groups=8,
+    )
     kind = {"vqvae": "vq", "vqgan": "vq", "cvq": "cvq", "vqct": "vqct"}[base]
     quantizer = QuantizerConfig(kind=kind, codebook_size=32, embed_dim=16)
     if base == "vqvae":
-        loss = LossConfig(reconstruction="l1+l2", perceptual_weight=0.0, perceptual_net="none", disc_weight=0.0,
-                          adaptive_weight=False)
+        loss = LossConfig(
+            reconstruction="l1+l2",
+            perceptual_weight=0.0,
+            perceptual_net="none",
+            disc_weight=0.0,
+            adaptive_weight=False,
+        )
     else:
-        loss = LossConfig(perceptual_weight=0.0, perceptual_net="none", disc_start=0, disc_layers=1,
-                          disc_channels=8)
+        loss = LossConfig(
+            perceptual_weight=0.0, perceptual_net="none", disc_start=0, disc_layers=1, disc_channels=8
+        )
     return TokenizerConfig(base=base, encoder=encoder, quantizer=quantizer, loss=loss)
 
 
 def _word_spec(embed_words=None):
-    """A small VQCT word codebook; word vectors from ``embed_words`` (a text encoder's) or hash-seeded vectors."""
+    """A small VQCT word codebook; word vectors from ``embed_words`` (a text encoder's) or hash-seeded
+    vectors."""
     import zlib
 
     import torch
@@ -40,7 +54,12 @@ def _word_spec(embed_words=None):
             rows.append(torch.randn(8, generator=g))
         return torch.stack(rows)
 
-    captions = ["a large red circle", "a small blue square", "a large green triangle", "a striped red star"] * 3
+    captions = [
+        "a large red circle",
+        "a small blue square",
+        "a large green triangle",
+        "a striped red star",
+    ] * 3
     return build_word_codebook(captions, embed_words=embed_words or hashed, min_count=1)
 
 
@@ -69,8 +88,12 @@ def captioned_batch(count: int = 4, size: int = 16, textured: bool = False):
     """
     import torch
 
-    colours = {"red": (1.0, -1.0, -1.0), "blue": (-1.0, -1.0, 1.0), "green": (-1.0, 1.0, -1.0),
-               "yellow": (1.0, 1.0, -1.0)}
+    colours = {
+        "red": (1.0, -1.0, -1.0),
+        "blue": (-1.0, -1.0, 1.0),
+        "green": (-1.0, 1.0, -1.0),
+        "yellow": (1.0, 1.0, -1.0),
+    }
     shapes = ["circle", "square", "triangle", "star"]
     images, captions = [], []
     for i in range(count):
@@ -78,12 +101,14 @@ def captioned_batch(count: int = 4, size: int = 16, textured: bool = False):
         image = torch.full((3, size, size), -0.5)
         half = size // 2
         y, x = (i // 2 % 2) * half, (i % 2) * half
-        image[:, y:y + half, x:x + half] = torch.tensor(colours[name]).view(3, 1, 1)
+        image[:, y : y + half, x : x + half] = torch.tensor(colours[name]).view(3, 1, 1)
         images.append(image)
         captions.append(f"a {'small' if i % 2 else 'large'} {name} {shapes[i % 4]}")
     stacked = torch.stack(images)
     if textured:
         g = torch.Generator().manual_seed(0)
         noise = torch.rand(count, 3, 4, 4, generator=g) * 2 - 1
-        stacked = (0.5 * stacked + 0.5 * torch.nn.functional.interpolate(noise, size=size, mode="bilinear")).clamp(-1, 1)
+        stacked = (
+            0.5 * stacked + 0.5 * torch.nn.functional.interpolate(noise, size=size, mode="bilinear")
+        ).clamp(-1, 1)
     return {"images": stacked, "captions": captions, "ids": [str(i) for i in range(count)]}

@@ -1,4 +1,5 @@
-"""Diagnostics: masked-word recall, word–code similarity MSE (incl. a base without LG), retrieval, heatmap, CLI."""
+"""Diagnostics: masked-word recall, word–code similarity MSE (incl. a base without LG), retrieval, heatmap,
+CLI."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from lgvq_core.guidance.diagnostics import (
 
 def _trained(encoder, mode: str = "fixed", steps: int = 25) -> tuple[LanguageGuided, dict]:
     torch.manual_seed(0)
-    config = GuidanceConfig(mode=mode, context_length=16, weights=AlignmentWeights(5.0, 1.0, 1.0),
-                            decoder_dropout=0.0)
+    config = GuidanceConfig(
+        mode=mode, context_length=16, weights=AlignmentWeights(5.0, 1.0, 1.0), decoder_dropout=0.0
+    )
     model = LanguageGuided(make_base("vqvae"), encoder, config)
     batch = captioned_batch(textured=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -125,7 +127,7 @@ def _write_dataset(tmp_path, batch) -> None:
     from PIL import Image
 
     lines = []
-    for i, (image, caption) in enumerate(zip(batch["images"], batch["captions"])):
+    for i, (image, caption) in enumerate(zip(batch["images"], batch["captions"], strict=False)):
         array = ((image.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
         Image.fromarray(array).save(tmp_path / f"{i}.png")
         lines.append(json.dumps({"image": f"{i}.png", "caption": caption}))
@@ -162,5 +164,14 @@ def test_bad_data_rows_name_file_line_and_field(tmp_path, trained, minilm_dir) -
     model.save_pretrained(tmp_path / "lg")
     (tmp_path / "bad.jsonl").write_text('{"image": "missing.png", "caption": "a red circle"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'image'"):
-        main(["retrieval", "--checkpoint", str(tmp_path / "lg"), "--data", str(tmp_path / "bad.jsonl"),
-              "--text-encoder", str(minilm_dir)])
+        main(
+            [
+                "retrieval",
+                "--checkpoint",
+                str(tmp_path / "lg"),
+                "--data",
+                str(tmp_path / "bad.jsonl"),
+                "--text-encoder",
+                str(minilm_dir),
+            ]
+        )

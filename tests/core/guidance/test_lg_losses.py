@@ -1,4 +1,5 @@
-"""Each alignment loss against a direct, slow reference formula (element-wise loops) on small random tensors."""
+"""Each alignment loss against a direct, slow reference formula (element-wise loops) on small random
+tensors."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     nb = math.sqrt(sum(float(x) ** 2 for x in b))
     if na == 0 or nb == 0:
         return 0.0
-    return sum(float(x) * float(y) for x, y in zip(a, b)) / (na * nb)
+    return sum(float(x) * float(y) for x, y in zip(a, b, strict=False)) / (na * nb)
 
 
 def test_lgsa_paper_form_matches_reference() -> None:
@@ -45,7 +46,9 @@ def test_lgsa_with_temperature_matches_reference(symmetric: bool) -> None:
     i2t = sum(-sim[i][i] + math.log(sum(math.exp(sim[i][j]) for j in range(4))) for i in range(4)) / 4
     t2i = sum(-sim[j][j] + math.log(sum(math.exp(sim[i][j]) for i in range(4))) for j in range(4)) / 4
     expected = 0.5 * (i2t + t2i) if symmetric else i2t
-    got = global_alignment_loss(v, t, logit_scale=torch.tensor(scale, dtype=torch.float64), symmetric=symmetric)
+    got = global_alignment_loss(
+        v, t, logit_scale=torch.tensor(scale, dtype=torch.float64), symmetric=symmetric
+    )
     assert float(got) == pytest.approx(expected, abs=TOL)
 
 
@@ -76,7 +79,9 @@ def test_lmtp_matches_reference() -> None:
             total += (1 - eps) * nll + eps * smooth
             count += 1
     expected = total / (count + 5e-6)
-    assert float(masked_token_loss(logits, targets, mask, label_smoothing=eps)) == pytest.approx(expected, abs=TOL)
+    assert float(masked_token_loss(logits, targets, mask, label_smoothing=eps)) == pytest.approx(
+        expected, abs=TOL
+    )
 
 
 def test_lmtp_is_zero_without_masked_tokens() -> None:

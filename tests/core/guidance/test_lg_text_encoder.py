@@ -41,7 +41,9 @@ def test_clip_with_projection_uses_projected_eot(tiny_clip_projection_dir) -> No
 
     encoder = load_text_encoder(str(tiny_clip_projection_dir), context_length=12)
     assert encoder.kind == "clip" and encoder.sentence_size == 24
-    reference = CLIPTextModelWithProjection.from_pretrained(tiny_clip_projection_dir, local_files_only=True).eval()
+    reference = CLIPTextModelWithProjection.from_pretrained(
+        tiny_clip_projection_dir, local_files_only=True
+    ).eval()
     ids, attention = encoder.tokenize(CAPTIONS)
     with torch.no_grad():
         expected = reference(input_ids=ids, attention_mask=attention.long()).text_embeds
@@ -76,7 +78,11 @@ def test_minilm_shipped_weights_give_meaningful_sentences(minilm) -> None:
     # sentence = mean of the attended token states
     mask = features.attention_mask[0]
     torch.testing.assert_close(features.sentence[0], features.token_states[0][mask].mean(dim=0))
-    assert minilm.tokenizer.convert_ids_to_tokens(features.token_ids[0, :3].tolist()) == ["[CLS]", "a", "small"]
+    assert minilm.tokenizer.convert_ids_to_tokens(features.token_ids[0, :3].tolist()) == [
+        "[CLS]",
+        "a",
+        "small",
+    ]
 
 
 def test_cache_returns_identical_features_and_counts_hits(tiny_clip) -> None:

@@ -1,4 +1,5 @@
-"""Language guidance (LG-VQ): frozen text encoders, semantic and relation alignment, the LanguageGuided wrapper.
+"""Language guidance (LG-VQ): frozen text encoders, semantic and relation alignment, the LanguageGuided
+wrapper.
 
 Public API::
 

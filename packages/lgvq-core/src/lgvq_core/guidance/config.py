@@ -3,12 +3,12 @@
 Two modes:
 
 * ``paper`` matches the official LG-VQ code: the caption is encoded *unmasked* and masked positions of the
-  encoder *output* are swapped for learnable mask vectors (the causal CLIP tower leaks the masked token into later
-  positions), one-way InfoNCE with temperature 1, L_ras averaged over all L×L slots (padding included in the
-  denominator).
-* ``fixed`` masks the tokens *before* the text encoder (replaced by the mask token when the tokenizer has one and
-  hidden from attention), so the masked word cannot leak; symmetric InfoNCE with a learnable temperature; L_ras
-  averaged over valid (non-padding) word pairs only.
+  encoder *output* are swapped for learnable mask vectors (the causal CLIP tower leaks the masked token into
+  later positions), one-way InfoNCE with temperature 1, L_ras averaged over all L×L slots (padding included in
+  the denominator).
+* ``fixed`` masks the tokens *before* the text encoder (replaced by the mask token when the tokenizer has one
+  and hidden from attention), so the masked word cannot leak; symmetric InfoNCE with a learnable temperature;
+  L_ras averaged over valid (non-padding) word pairs only.
 
 The placement of the commitment weight β ("legacy" taming placement vs the VQ-VAE paper's) belongs to the base
 quantizer's configuration, not to this one; :class:`~lgvq_core.guidance.language_guided.LanguageGuided` only
@@ -46,11 +46,11 @@ class AlignmentWeights(_StrictConfig):
 
     @classmethod
     def for_dataset(cls, dataset: str) -> AlignmentWeights:
-        """Official per-dataset weights (METHOD-LGVQ §4.3); unknown datasets get the TextCaps/CelebA values."""
+        """Official per-dataset weights (METHOD-LGVQ §4.3); unknown datasets get the TextCaps/CelebA
+        values."""
         if dataset.lower() in ("cub", "cub200", "cub-200"):
             return cls(alpha=0.001, beta=0.001, gamma=0.001)
         return cls(alpha=0.001, beta=0.01, gamma=0.0001)
-
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,10 @@ class GuidanceConfig(_StrictConfig):
         context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
         visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
         visual_layers, visual_heads: depth / heads of the visual-token transformer f_vt.
-        decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (post-LN, FFN = text width).
-        mask_ratio_mean, mask_ratio_std, mask_ratio_min, mask_ratio_max: truncated normal of the per-step mask ratio.
+        decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (post-LN, FFN = text
+        width).
+        mask_ratio_mean, mask_ratio_std, mask_ratio_min, mask_ratio_max: truncated normal of the per-step mask
+        ratio.
         label_smoothing: ε of the masked-token cross-entropy.
         init_temperature: initial InfoNCE temperature in ``fixed`` mode (learnable; ``paper`` uses 1).
         text_cache_size: captions whose frozen text features are kept in memory (0 disables the cache; about
@@ -94,12 +96,16 @@ class GuidanceConfig(_StrictConfig):
         if not isinstance(self.weights, AlignmentWeights):
             raise ConfigError(f"weights must be AlignmentWeights, got {type(self.weights).__name__}")
         if self.context_length < 3:
-            raise ConfigError(f"context_length must be >= 3 (start, one word, end), got {self.context_length}")
+            raise ConfigError(
+                f"context_length must be >= 3 (start, one word, end), got {self.context_length}"
+            )
         for name in ("visual_layers", "visual_heads", "decoder_layers", "decoder_heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.visual_width is not None and self.visual_width % self.visual_heads:
-            raise ConfigError(f"visual_width {self.visual_width} is not divisible by visual_heads {self.visual_heads}")
+            raise ConfigError(
+                f"visual_width {self.visual_width} is not divisible by visual_heads {self.visual_heads}"
+            )
         if not 0.0 <= self.decoder_dropout < 1.0:
             raise ConfigError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
         if not 0.0 <= self.mask_ratio_min < self.mask_ratio_max <= 1.0:
@@ -124,4 +130,3 @@ class GuidanceConfig(_StrictConfig):
     def fixed(cls, dataset: str = "textcaps", **overrides: Any) -> GuidanceConfig:
         """Leak-free masking, symmetric InfoNCE with a learnable temperature, padding-aware L_ras."""
         return cls(mode="fixed", weights=AlignmentWeights.for_dataset(dataset), **overrides)
-

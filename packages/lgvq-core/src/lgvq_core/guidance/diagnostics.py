@@ -2,25 +2,29 @@
 
 * :func:`masked_word_recall` — Recall@1 of masked-token prediction with k = 1 or 3 masked tokens per caption
   (Table 3). Tokens are the text encoder's (BPE / WordPiece pieces), as in the official code.
-* :func:`word_code_similarity_mse` — MSE between word–word cosine similarities and the cosine similarities of the
-  codes matched to those words (Table 4). Words = real, non-special caption tokens; pairs i ≠ j.
-  A base *without* LG has no visual-token encoder to match words to code positions; the paper does not say how it
+* :func:`word_code_similarity_mse` — MSE between word–word cosine similarities and the cosine similarities of
+  the codes matched to those words (Table 4). Words = real, non-special caption tokens; pairs i ≠ j. A base
+  *without* LG has no visual-token encoder to match words to code positions; the paper does not say how it
   computed its number. Here :func:`fit_probe` trains the LG heads alone on the *frozen* base (the base, its
   codebook and hence every code vector stay unchanged) and its matching is used; both the raw code vectors and
   the projected ones g(q) are reported.
 * :func:`image_text_retrieval` — image→text retrieval top-1 / top-5 of the [CLS] output against the sentence
-  embeddings of all captions of the evaluation set (a hit when the image's own caption text is within the top k).
-* :func:`similarity_heatmap` — a PNG with the word–word and matched code–code similarity matrices (Fig. 6 style).
+  embeddings of all captions of the evaluation set (a hit when the image's own caption text is within the top
+  k).
+* :func:`similarity_heatmap` — a PNG with the word–word and matched code–code similarity matrices (Fig. 6
+  style).
 
 CLI (JSON on stdout and in ``--out``)::
 
     python -m lgvq_core.guidance.diagnostics recall     --checkpoint DIR --data captions.jsonl [--masked 1 3]
-    python -m lgvq_core.guidance.diagnostics similarity --checkpoint DIR --data captions.jsonl [--probe-steps 200]
+    python -m lgvq_core.guidance.diagnostics similarity --checkpoint DIR --data captions.jsonl [--probe-steps
+    200]
     python -m lgvq_core.guidance.diagnostics retrieval  --checkpoint DIR --data captions.jsonl
-    python -m lgvq_core.guidance.diagnostics heatmap    --checkpoint DIR --data captions.jsonl --index 0 --png f.png
+    python -m lgvq_core.guidance.diagnostics heatmap    --checkpoint DIR --data captions.jsonl --index 0 --png
+    f.png
 
-``DIR`` is a ``LanguageGuided.save_pretrained`` folder, or (``similarity`` only) a base ``VQTokenizer`` folder.
-``captions.jsonl``: one ``{"image": "<path relative to the file>", "caption": "..."}`` per line.
+``DIR`` is a ``LanguageGuided.save_pretrained`` folder, or (``similarity`` only) a base ``VQTokenizer``
+folder. ``captions.jsonl``: one ``{"image": "<path relative to the file>", "caption": "..."}`` per line.
 """
 
 from __future__ import annotations
@@ -55,13 +59,14 @@ Batch = dict[str, Any]
 
 
 @torch.no_grad()
-def masked_word_recall(model: LanguageGuided, batches: Iterable[Batch], num_masked: int = 1,
-                       seed: int = 0) -> dict[str, float]:
+def masked_word_recall(
+    model: LanguageGuided, batches: Iterable[Batch], num_masked: int = 1, seed: int = 0
+) -> dict[str, float]:
     """Recall@1 of predicting exactly ``num_masked`` masked tokens per caption (paper Table 3).
 
     Positions are drawn uniformly among the caption's real, non-special tokens within the first ``L − 2``
-    positions (the official evaluation uses the first 28 of 30). Paper mode masks the encoder output, fixed mode
-    the encoder input (``model.config.mode``).
+    positions (the official evaluation uses the first 28 of 30). Paper mode masks the encoder output, fixed
+    mode the encoder input (``model.config.mode``).
 
     Returns:
         ``{"recall_at_1": fraction of masked tokens predicted exactly, "masked_tokens": count}``.
@@ -75,8 +80,13 @@ def masked_word_recall(model: LanguageGuided, batches: Iterable[Batch], num_mask
     for batch in batches:
         quantized = model.base(batch["images"].to(_device(model))).quant.quantized
         text = model.text_features(list(batch["captions"]))
-        masked = exact_token_mask(text.attention_mask, text.special_mask, num_masked, generator=generator,
-                                  max_position=model.config.context_length - 2)
+        masked = exact_token_mask(
+            text.attention_mask,
+            text.special_mask,
+            num_masked,
+            generator=generator,
+            max_position=model.config.context_length - 2,
+        )
         out = model.alignment_losses(quantized, batch["captions"], masked=masked)
         targets = out.text.token_ids[out.masked]
         correct += int((out.logits.argmax(dim=-1) == targets).sum())
@@ -85,8 +95,11 @@ def masked_word_recall(model: LanguageGuided, batches: Iterable[Batch], num_mask
     return {"recall_at_1": correct / total if total else math.nan, "masked_tokens": total}
 
 
-def _words_and_codes(model: LanguageGuided, batch: Batch) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, list[int]]]:
-    """Per caption: word states n×E, matched raw codes n×D, matched projected codes n×E, code indices, token ids."""
+def _words_and_codes(
+    model: LanguageGuided, batch: Batch
+) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, list[int]]]:
+    """Per caption: word states n×E, matched raw codes n×D, matched projected codes n×E, code indices, token
+    ids."""
     output = model.base(batch["images"].to(_device(model)))
     quantized = output.quant.quantized
     text = model.text_features(list(batch["captions"])).to(quantized.device)
@@ -99,8 +112,13 @@ def _words_and_codes(model: LanguageGuided, batch: Batch) -> Iterator[tuple[Tens
     for b in range(quantized.shape[0]):
         keep = words[b]
         positions = index[b][keep]
-        yield (text.token_states[b][keep], raw[b][positions], projected[b][positions], code_ids[b][positions],
-               text.token_ids[b][keep].tolist())
+        yield (
+            text.token_states[b][keep],
+            raw[b][positions],
+            projected[b][positions],
+            code_ids[b][positions],
+            text.token_ids[b][keep].tolist(),
+        )
 
 
 def _pairwise_cosine(x: Tensor) -> Tensor:
@@ -112,7 +130,8 @@ def _pairwise_cosine(x: Tensor) -> Tensor:
 def word_code_similarity_mse(model: LanguageGuided, batches: Iterable[Batch]) -> dict[str, float]:
     """Table 4: mean over captions and word pairs i ≠ j of (cos(w_i, w_j) − cos(c_i, c_j))².
 
-    ``c`` = the code at the position each word is matched to (argmax cosine against the visual tokens, as in L_ras).
+    ``c`` = the code at the position each word is matched to (argmax cosine against the visual tokens, as in
+    L_ras).
 
     Returns:
         ``{"mse_raw_codes", "mse_projected_codes", "word_pairs"}`` (raw code vectors / g(code vectors)).
@@ -134,12 +153,21 @@ def word_code_similarity_mse(model: LanguageGuided, batches: Iterable[Batch]) ->
     model.train(was_training)
     if not pairs:
         return {"mse_raw_codes": math.nan, "mse_projected_codes": math.nan, "word_pairs": 0}
-    return {"mse_raw_codes": sums["raw"] / pairs, "mse_projected_codes": sums["projected"] / pairs,
-            "word_pairs": pairs}
+    return {
+        "mse_raw_codes": sums["raw"] / pairs,
+        "mse_projected_codes": sums["projected"] / pairs,
+        "word_pairs": pairs,
+    }
 
 
-def fit_probe(base: nn.Module, text_encoder: TextEncoder, batches: Iterable[Batch], steps: int,
-              config: GuidanceConfig | None = None, lr: float = 1e-3) -> LanguageGuided:
+def fit_probe(
+    base: nn.Module,
+    text_encoder: TextEncoder,
+    batches: Iterable[Batch],
+    steps: int,
+    config: GuidanceConfig | None = None,
+    lr: float = 1e-3,
+) -> LanguageGuided:
     """LG heads trained on a *frozen* base (no LG), so a base without LG can be scored by the LG diagnostics.
 
     Only the heads are optimised (loss = Lgsa + Lmtp + Lras); the base's weights and codebook are not touched.
@@ -167,8 +195,9 @@ def fit_probe(base: nn.Module, text_encoder: TextEncoder, batches: Iterable[Batc
 
 
 @torch.no_grad()
-def image_text_retrieval(model: LanguageGuided, batches: Iterable[Batch], ks: tuple[int, ...] = (1, 5)
-                         ) -> dict[str, float]:
+def image_text_retrieval(
+    model: LanguageGuided, batches: Iterable[Batch], ks: tuple[int, ...] = (1, 5)
+) -> dict[str, float]:
     """Image→text retrieval over the whole evaluation set: ``{"top1": …, "top5": …, "images": N}``."""
     was_training = model.training
     model.eval()
@@ -185,15 +214,19 @@ def image_text_retrieval(model: LanguageGuided, batches: Iterable[Batch], ks: tu
     order = similarity.argsort(dim=1, descending=True)
     result: dict[str, float] = {"images": len(captions)}
     for k in ks:
-        hits = sum(any(captions[j] == captions[i] for j in order[i, :k].tolist()) for i in range(len(captions)))
+        hits = sum(
+            any(captions[j] == captions[i] for j in order[i, :k].tolist()) for i in range(len(captions))
+        )
         result[f"top{k}"] = hits / len(captions)
     return result
 
 
 @torch.no_grad()
-def similarity_heatmap(model: LanguageGuided, image: Tensor, caption: str, path: str | Path,
-                       projected: bool = True) -> Path:
-    """Write a PNG: word–word cosine similarities next to those of the matched codes (labels = tokens / code ids).
+def similarity_heatmap(
+    model: LanguageGuided, image: Tensor, caption: str, path: str | Path, projected: bool = True
+) -> Path:
+    """Write a PNG: word–word cosine similarities next to those of the matched codes (labels = tokens / code
+    ids).
 
     Args:
         image: 3×H×W in [-1, 1].
@@ -206,7 +239,9 @@ def similarity_heatmap(model: LanguageGuided, image: Tensor, caption: str, path:
 
     was_training = model.training
     model.eval()
-    words, raw, proj, code_ids, token_ids = next(_words_and_codes(model, {"images": image[None], "captions": [caption]}))
+    words, raw, proj, code_ids, token_ids = next(
+        _words_and_codes(model, {"images": image[None], "captions": [caption]})
+    )
     model.train(was_training)
     labels = _token_labels(model.text_encoder, token_ids)
     word_sim = _pairwise_cosine(words).cpu()
@@ -215,8 +250,12 @@ def similarity_heatmap(model: LanguageGuided, image: Tensor, caption: str, path:
     fig, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * n, 1 + 0.45 * n), constrained_layout=True)
     for ax, matrix, title, ticks in (
         (axes[0], word_sim, "word–word cosine", labels),
-        (axes[1], code_sim, f"matched {'projected ' if projected else ''}code–code cosine",
-         [f"{w}\n#{int(c)}" for w, c in zip(labels, code_ids.tolist())]),
+        (
+            axes[1],
+            code_sim,
+            f"matched {'projected ' if projected else ''}code–code cosine",
+            [f"{w}\n#{int(c)}" for w, c in zip(labels, code_ids.tolist(), strict=False)],
+        ),
     ):
         im = ax.imshow(matrix.numpy(), vmin=-1, vmax=1, cmap="coolwarm")
         ax.set_title(title, fontsize=9)
@@ -254,7 +293,8 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def read_captions_jsonl(path: str | Path, image_size: int, batch_size: int) -> list[Batch]:
-    """Batches from ``{"image": path, "caption": str}`` lines; images resized to ``image_size`` and put in [-1, 1].
+    """Batches from ``{"image": path, "caption": str}`` lines; images resized to ``image_size`` and put in
+    [-1, 1].
 
     Raises:
         ValueError: naming the file, line and field of a bad row.
@@ -288,8 +328,10 @@ def read_captions_jsonl(path: str | Path, image_size: int, batch_size: int) -> l
         captions.append(row["caption"])
     if not images:
         raise ValueError(f"{path}: no rows")
-    return [{"images": torch.stack(images[i:i + batch_size]), "captions": captions[i:i + batch_size]}
-            for i in range(0, len(images), batch_size)]
+    return [
+        {"images": torch.stack(images[i : i + batch_size]), "captions": captions[i : i + batch_size]}
+        for i in range(0, len(images), batch_size)
+    ]
 
 
 def _load(checkpoint: Path, text_encoder: str | None) -> tuple[LanguageGuided | None, nn.Module, TextEncoder]:
@@ -297,7 +339,9 @@ def _load(checkpoint: Path, text_encoder: str | None) -> tuple[LanguageGuided | 
     if (checkpoint / CONFIG_FILE).is_file():
         meta = json.loads((checkpoint / CONFIG_FILE).read_text())
         saved = meta["text_encoder"]
-        encoder = load_text_encoder(text_encoder or str(saved["name"]), context_length=int(saved["context_length"]))
+        encoder = load_text_encoder(
+            text_encoder or str(saved["name"]), context_length=int(saved["context_length"])
+        )
         model = LanguageGuided.from_pretrained(checkpoint, encoder)
         return model, model.base, encoder
     from lgvq_core.models.tokenizer import VQTokenizer
@@ -308,14 +352,20 @@ def _load(checkpoint: Path, text_encoder: str | None) -> tuple[LanguageGuided | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lgvq_core.guidance.diagnostics",
-                                     description="LG-VQ diagnostics (recall, similarity, retrieval, heatmap)")
+    parser = argparse.ArgumentParser(
+        prog="python -m lgvq_core.guidance.diagnostics",
+        description="LG-VQ diagnostics (recall, similarity, retrieval, heatmap)",
+    )
     parser.add_argument("command", choices=["recall", "similarity", "retrieval", "heatmap"])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="captions.jsonl")
-    parser.add_argument("--text-encoder", default=None, help="minilm | folder | hub id (default: the saved one)")
+    parser.add_argument(
+        "--text-encoder", default=None, help="minilm | folder | hub id (default: the saved one)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--masked", type=int, nargs="+", default=[1, 3], help="recall: masked tokens per caption")
+    parser.add_argument(
+        "--masked", type=int, nargs="+", default=[1, 3], help="recall: masked tokens per caption"
+    )
     parser.add_argument("--probe-steps", type=int, default=200, help="similarity on a base without LG")
     parser.add_argument("--index", type=int, default=0, help="heatmap: row of the data file")
     parser.add_argument("--png", type=Path, default=Path("word_code_similarity.png"))
@@ -328,11 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     model, base, encoder = _load(args.checkpoint, args.text_encoder)
     side = int(base.config.encoder.resolution)
     batches = read_captions_jsonl(args.data, side, args.batch_size)
-    result: dict[str, Any] = {"command": args.command, "checkpoint": str(args.checkpoint), "data": str(args.data)}
+    result: dict[str, Any] = {
+        "command": args.command,
+        "checkpoint": str(args.checkpoint),
+        "data": str(args.data),
+    }
     if model is None:
         if args.command != "similarity":
-            parser.error(f"{args.checkpoint} has no LG heads ({CONFIG_FILE}); only 'similarity' works on a plain base")
-        config = GuidanceConfig(context_length=encoder.context_length, weights=AlignmentWeights(1.0, 1.0, 1.0))
+            parser.error(
+                f"{args.checkpoint} has no LG heads ({CONFIG_FILE}); only 'similarity' works on a plain base"
+            )
+        config = GuidanceConfig(
+            context_length=encoder.context_length, weights=AlignmentWeights(1.0, 1.0, 1.0)
+        )
         model = fit_probe(base, encoder, batches, args.probe_steps, config)
         result["probe_steps"] = args.probe_steps
     if args.command == "recall":
@@ -343,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "retrieval":
         result.update(image_text_retrieval(model, batches))
     else:
-        flat = [(img, cap) for b in batches for img, cap in zip(b["images"], b["captions"])]
+        flat = [(img, cap) for b in batches for img, cap in zip(b["images"], b["captions"], strict=False)]
         if not 0 <= args.index < len(flat):
             parser.error(f"--index {args.index} outside the {len(flat)} rows of {args.data}")
         image, caption = flat[args.index]

@@ -1,9 +1,11 @@
-"""``LanguageGuided``: LG-VQ's three alignment losses on top of any base tokenizer (VQ-VAE, VQ-GAN, CVQ, VQCT).
+"""``LanguageGuided``: LG-VQ's three alignment losses on top of any base tokenizer (VQ-VAE, VQ-GAN, CVQ,
+VQCT).
 
 The wrapper calls the base's own ``training_losses`` (reconstruction, quantizer, GAN terms) and adds
-``alpha·Lgsa + beta·Lmtp + gamma·Lras`` computed from the straight-through quantized map ``output.quant.quantized``
-and the captions of the batch. Because the quantized map is ``z + sg(z_q − z)``, the LG gradients reach the
-encoder but never the codebook directly (METHOD-LGVQ §4.5); the frozen text encoder gets none.
+``alpha·Lgsa + beta·Lmtp + gamma·Lras`` computed from the straight-through quantized map
+``output.quant.quantized`` and the captions of the batch. Because the quantized map is ``z + sg(z_q − z)``,
+the LG gradients reach the encoder but never the codebook directly (METHOD-LGVQ §4.5); the frozen text encoder
+gets none.
 
 The text encoder is *not* a registered submodule: it is absent from ``parameters()``/``state_dict()`` (the
 optimizer and checkpoints hold only the base and the LG heads) but follows ``.to(device)``.
@@ -16,9 +18,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -68,11 +71,14 @@ class LanguageGuided(nn.Module):
     Args:
         base: a ``VQTokenizer`` (anything with ``training_losses(batch, step, discriminator) -> StepLosses``,
             ``embed_dim`` and ``grid_size``).
-        text_encoder: a loaded, frozen :class:`~lgvq_core.guidance.text_encoder.TextEncoder` (shared, not copied).
+        text_encoder: a loaded, frozen :class:`~lgvq_core.guidance.text_encoder.TextEncoder` (shared, not
+        copied).
         config: heads and loss settings; ``config.context_length`` must equal the encoder's.
     """
 
-    def __init__(self, base: nn.Module, text_encoder: TextEncoder, config: GuidanceConfig | None = None) -> None:
+    def __init__(
+        self, base: nn.Module, text_encoder: TextEncoder, config: GuidanceConfig | None = None
+    ) -> None:
         super().__init__()
         config = GuidanceConfig() if config is None else config
         if text_encoder.context_length != config.context_length:
@@ -81,7 +87,9 @@ class LanguageGuided(nn.Module):
                 f"{config.context_length}; load the encoder with context_length={config.context_length}"
             )
         if config.mode == "fixed" and text_encoder.mask_token_id is None:
-            logger.info("%s has no mask token: fixed mode hides masked tokens from attention only", text_encoder.name)
+            logger.info(
+                "%s has no mask token: fixed mode hides masked tokens from attention only", text_encoder.name
+            )
         self.base = base
         self.config = config
         object.__setattr__(self, "text_encoder", text_encoder)  # deliberately not a submodule
@@ -90,15 +98,23 @@ class LanguageGuided(nn.Module):
         h, w = _grid_size(base)
         text_dim, sentence_dim = text_encoder.hidden_size, text_encoder.sentence_size
         self.visual = VisualTokenEncoder(
-            code_dim, h * w, text_dim, width=config.visual_width, layers=config.visual_layers,
+            code_dim,
+            h * w,
+            text_dim,
+            width=config.visual_width,
+            layers=config.visual_layers,
             heads=config.visual_heads,
         )
         self.cls_to_sentence: nn.Module = (
             nn.Identity() if sentence_dim == text_dim else nn.Linear(text_dim, sentence_dim, bias=False)
         )
         self.semantic = SemanticAlignment(
-            text_dim, text_encoder.vocab_size, config.context_length, layers=config.decoder_layers,
-            heads=config.decoder_heads, dropout=config.decoder_dropout,
+            text_dim,
+            text_encoder.vocab_size,
+            config.context_length,
+            layers=config.decoder_layers,
+            heads=config.decoder_heads,
+            dropout=config.decoder_dropout,
         )
         self.relation = CodeProjector(code_dim, text_dim)
         if config.mode == "fixed":
@@ -116,8 +132,9 @@ class LanguageGuided(nn.Module):
     def decode(self, indices: Tensor) -> Tensor:
         return self.base.decode(indices)
 
-    def discriminator_losses(self, batch: dict, output: TokenizerOutput, step: int,
-                             discriminator: nn.Module) -> StepLosses:
+    def discriminator_losses(
+        self, batch: dict, output: TokenizerOutput, step: int, discriminator: nn.Module
+    ) -> StepLosses:
         """The base's discriminator step (the LG losses do not touch the discriminator)."""
         return self.base.discriminator_losses(batch, output, step, discriminator)
 
@@ -145,17 +162,21 @@ class LanguageGuided(nn.Module):
         return self.text_cache.encode(captions)
 
     def masked_text_features(self, text: TextFeatures, masked: Tensor) -> TextFeatures:
-        """Fixed mode: encode the caption with the masked tokens replaced (mask token) and hidden from attention."""
+        """Fixed mode: encode the caption with the masked tokens replaced (mask token) and hidden from
+        attention."""
         ids = text.token_ids
         if self.text_encoder.mask_token_id is not None:
             ids = torch.where(masked, torch.full_like(ids, self.text_encoder.mask_token_id), ids)
         return self.text_encoder.encode_ids(ids, text.attention_mask & ~masked)
 
-    def alignment_losses(self, quantized: Tensor, captions: list[str], masked: Tensor | None = None) -> AlignmentOutput:
+    def alignment_losses(
+        self, quantized: Tensor, captions: list[str], masked: Tensor | None = None
+    ) -> AlignmentOutput:
         """L_gsa, L_mtp, L_ras for the quantized map B×D×h×w (straight-through) and B captions.
 
         Args:
-            masked: B×L bool positions to mask for L_mtp; ``None`` = sample (truncated-normal ratio, Bernoulli).
+            masked: B×L bool positions to mask for L_mtp; ``None`` = sample (truncated-normal ratio,
+            Bernoulli).
         """
         if len(captions) != quantized.shape[0]:
             raise ValueError(f"{len(captions)} captions for a batch of {quantized.shape[0]} images")
@@ -170,7 +191,9 @@ class LanguageGuided(nn.Module):
 
         if masked is None:
             ratio = sample_mask_ratio(
-                self.config.mask_ratio_mean, self.config.mask_ratio_std, self.config.mask_ratio_min,
+                self.config.mask_ratio_mean,
+                self.config.mask_ratio_std,
+                self.config.mask_ratio_min,
                 self.config.mask_ratio_max,
             )
             masked = sample_token_mask(text.attention_mask, text.special_mask, ratio)
@@ -182,16 +205,24 @@ class LanguageGuided(nn.Module):
         hidden = self.semantic(states, masked, text.attention_mask, visual)
         logits = self.semantic.head(hidden[masked], self.text_encoder.input_embeddings().to(device))
         targets = text.token_ids[masked]
-        lmtp = masked_token_loss(logits, targets, torch.ones_like(targets, dtype=torch.bool),
-                                 label_smoothing=self.config.label_smoothing)
+        lmtp = masked_token_loss(
+            logits,
+            targets,
+            torch.ones_like(targets, dtype=torch.bool),
+            label_smoothing=self.config.label_smoothing,
+        )
         lras = relation_alignment_loss(
-            text.token_states, visual[:, 1:], self.relation(quantized), text.attention_mask,
+            text.token_states,
+            visual[:, 1:],
+            self.relation(quantized),
+            text.attention_mask,
             reduction="all" if self.config.mode == "paper" else "valid",
         )
         return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits)
 
     def training_losses(self, batch: dict, step: int, discriminator: nn.Module | None = None) -> StepLosses:
-        """Base objective + alpha·Lgsa + beta·Lmtp + gamma·Lras; breakdown adds ``lgsa``, ``lmtp``, ``lras``."""
+        """Base objective + alpha·Lgsa + beta·Lmtp + gamma·Lras; breakdown adds ``lgsa``, ``lmtp``,
+        ``lras``."""
         if "captions" not in batch:
             raise KeyError("LanguageGuided needs batch['captions'] (one caption per image)")
         base = self.base.training_losses(batch, step, discriminator)
@@ -225,8 +256,12 @@ class LanguageGuided(nn.Module):
         _atomic_write(directory / CONFIG_FILE, lambda path: path.write_text(json.dumps(meta, indent=2)))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, text_encoder: TextEncoder,
-                        base_loader: Callable[[Path], nn.Module] | None = None) -> LanguageGuided:
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        text_encoder: TextEncoder,
+        base_loader: Callable[[Path], nn.Module] | None = None,
+    ) -> LanguageGuided:
         """Reload a :meth:`save_pretrained` folder with an already loaded text encoder (strict heads)."""
         from safetensors.torch import load_file
 
@@ -236,8 +271,10 @@ class LanguageGuided(nn.Module):
         saved = meta["text_encoder"]
         for key in ("hidden_size", "vocab_size", "context_length"):
             if saved.get(key) != getattr(text_encoder, key):
-                raise ValueError(f"{directory / CONFIG_FILE}: text_encoder.{key} = {saved.get(key)} but the given "
-                                 f"encoder ({text_encoder.name}) has {getattr(text_encoder, key)}")
+                raise ValueError(
+                    f"{directory / CONFIG_FILE}: text_encoder.{key} = {saved.get(key)} but the given "
+                    f"encoder ({text_encoder.name}) has {getattr(text_encoder, key)}"
+                )
         if base_loader is None:
             from lgvq_core.models.tokenizer import VQTokenizer
 
@@ -268,7 +305,10 @@ def _check_beta_placement(base: nn.Module, config: GuidanceConfig) -> None:
     if bool(legacy) != expected:
         logger.warning(
             "LG mode %r usually pairs with quantizer.legacy=%s (β on the %s term); this base has legacy=%s",
-            config.mode, expected, "codebook" if expected else "commitment", legacy,
+            config.mode,
+            expected,
+            "codebook" if expected else "commitment",
+            legacy,
         )
 
 

@@ -1,8 +1,8 @@
 """Which caption tokens are masked for masked-text prediction (METHOD-LGVQ §3.4).
 
 Training: one ratio ``r ~ TruncNormal(μ=0.5, σ=0.1)`` on ``[0.1, 0.3]`` per step (the draws pile up near 0.3,
-mean ≈ 0.263), then each real, non-special token is masked independently with probability ``r`` (so the count is
-binomial, as in the official code). Evaluation (paper Table 3): exactly ``k`` random tokens per caption.
+mean ≈ 0.263), then each real, non-special token is masked independently with probability ``r`` (so the count
+is binomial, as in the official code). Evaluation (paper Table 3): exactly ``k`` random tokens per caption.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def sample_token_mask(
     ratio: float,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """B×L bool, True for masked positions: each maskable token (attended, not special) with probability ``ratio``."""
+    """B×L bool, True for masked positions: each maskable token (attended, not special) with probability
+    ``ratio``."""
     maskable = attention_mask & ~special_mask
     draws = torch.rand(maskable.shape, generator=generator, device="cpu").to(maskable.device)
     return maskable & (draws < ratio)
@@ -46,7 +47,8 @@ def exact_token_mask(
     """B×L bool with exactly ``min(count, maskable)`` masked tokens per row, chosen uniformly at random.
 
     Args:
-        max_position: only positions ``< max_position`` may be masked (the official evaluation uses the first 28).
+        max_position: only positions ``< max_position`` may be masked (the official evaluation uses the first
+        28).
     """
     maskable = attention_mask & ~special_mask
     if max_position is not None:

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 
 class CodeProjector(nn.Module):
-    """g(q) = LN(GELU(Linear_D→E(q))) applied to each code vector; the linear weight is initialised N(0, 0.01)."""
+    """g(q) = LN(GELU(Linear_D→E(q))) applied to each code vector; the linear weight is initialised N(0,
+    0.01)."""
 
     def __init__(self, code_dim: int, text_dim: int) -> None:
         super().__init__()

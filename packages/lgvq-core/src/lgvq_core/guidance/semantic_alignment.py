@@ -1,9 +1,9 @@
 """Semantic Alignment Module: masked text prediction from the visual tokens (METHOD-LGVQ §3.3–3.5).
 
 The visual tokens come from :class:`~lgvq_core.guidance.visual_encoder.VisualTokenEncoder`; this module holds
-the per-position learnable [mask] vectors, the cross-attention decoder f_m (post-LN, self-attention restricted to
-real tokens, cross-attention over all visual tokens, no positional encoding) and the MLM head tied to the text
-encoder's input-embedding table.
+the per-position learnable [mask] vectors, the cross-attention decoder f_m (post-LN, self-attention restricted
+to real tokens, cross-attention over all visual tokens, no positional encoding) and the MLM head tied to the
+text encoder's input-embedding table.
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ class MaskedTextDecoder(nn.Module):
         self.heads = heads
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(
-                width, heads, dim_feedforward=width, dropout=dropout, activation="relu",
-                layer_norm_eps=1e-12, batch_first=True, norm_first=False,
+                width,
+                heads,
+                dim_feedforward=width,
+                dropout=dropout,
+                activation="relu",
+                layer_norm_eps=1e-12,
+                batch_first=True,
+                norm_first=False,
             )
             for _ in range(layers)
         )
@@ -46,7 +52,8 @@ class MaskedTextDecoder(nn.Module):
 
 
 class TiedTokenHead(nn.Module):
-    """MLM head: ``LN(GELU(Linear(h))) · Eᵀ + b`` with E the frozen input-embedding table (V×E), passed per call."""
+    """MLM head: ``LN(GELU(Linear(h))) · Eᵀ + b`` with E the frozen input-embedding table (V×E), passed per
+    call."""
 
     def __init__(self, width: int, vocab_size: int) -> None:
         super().__init__()
@@ -57,8 +64,10 @@ class TiedTokenHead(nn.Module):
     def forward(self, hidden: Tensor, embedding_table: Tensor) -> Tensor:
         """hidden ...×E → logits ...×V."""
         if embedding_table.shape != (self.bias.shape[0], hidden.shape[-1]):
-            raise ValueError(f"embedding table {tuple(embedding_table.shape)} does not match the head "
-                             f"({self.bias.shape[0]}×{hidden.shape[-1]})")
+            raise ValueError(
+                f"embedding table {tuple(embedding_table.shape)} does not match the head "
+                f"({self.bias.shape[0]}×{hidden.shape[-1]})"
+            )
         h = self.norm(F.gelu(self.dense(hidden)))
         return h @ embedding_table.detach().to(h.dtype).t() + self.bias
 
@@ -72,8 +81,15 @@ class SemanticAlignment(nn.Module):
         context_length: L, one learnable [mask] vector per position.
     """
 
-    def __init__(self, text_dim: int, vocab_size: int, context_length: int, layers: int = 2, heads: int = 1,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        text_dim: int,
+        vocab_size: int,
+        context_length: int,
+        layers: int = 2,
+        heads: int = 1,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         if text_dim % heads:
             raise ValueError(f"text width {text_dim} is not divisible by decoder_heads {heads}")

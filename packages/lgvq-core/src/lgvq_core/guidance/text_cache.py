@@ -1,8 +1,8 @@
 """Per-caption cache of frozen text features.
 
-The text encoder is frozen, so the features of an *unmasked* caption never change: they can be computed once and
-reused every epoch. (In ``fixed`` mode the masked caption is encoded every step — its mask is random — so only the
-unmasked features used by L_gsa and L_ras are cached.)
+The text encoder is frozen, so the features of an *unmasked* caption never change: they can be computed once
+and reused every epoch. (In ``fixed`` mode the masked caption is encoded every step — its mask is random — so
+only the unmasked features used by L_gsa and L_ras are cached.)
 """
 
 from __future__ import annotations
@@ -64,11 +64,16 @@ class TextFeatureCache:
         for caption in captions:
             self._rows.move_to_end(caption)
             rows.append(self._rows[caption])
-        ids, attention, special, states, sentence = zip(*rows)
+        ids, attention, special, states, sentence = zip(*rows, strict=False)
         context = ids[0].shape[0]
         padded = [torch.nn.functional.pad(s, (0, 0, 0, context - s.shape[0])) for s in states]
-        features = TextFeatures(torch.stack(ids), torch.stack(attention), torch.stack(special), torch.stack(padded),
-                                torch.stack(sentence))
+        features = TextFeatures(
+            torch.stack(ids),
+            torch.stack(attention),
+            torch.stack(special),
+            torch.stack(padded),
+            torch.stack(sentence),
+        )
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
         return features

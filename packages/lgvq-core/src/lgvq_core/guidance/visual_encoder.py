@@ -1,8 +1,8 @@
 """Visual token encoder f_vt: a small CLIP-style ViT over the quantized code vectors (METHOD-LGVQ §3.2).
 
 Input: the straight-through quantized map B×D×h×w (code *vectors*, no patch embedding). A learnable [CLS] is
-prepended, a learnable positional embedding added, pre-LN residual attention blocks with QuickGELU run over the
-h·w+1 tokens, then ``ln_post`` and a bias-free projection to the text width E.
+prepended, a learnable positional embedding added, pre-LN residual attention blocks with QuickGELU run over
+the h·w+1 tokens, then ``ln_post`` and a bias-free projection to the text width E.
 """
 
 from __future__ import annotations
@@ -45,8 +45,15 @@ class VisualTokenEncoder(nn.Module):
         layers, heads: depth and attention heads.
     """
 
-    def __init__(self, code_dim: int, num_tokens: int, out_dim: int, width: int | None = None,
-                 layers: int = 2, heads: int = 1) -> None:
+    def __init__(
+        self,
+        code_dim: int,
+        num_tokens: int,
+        out_dim: int,
+        width: int | None = None,
+        layers: int = 2,
+        heads: int = 1,
+    ) -> None:
         super().__init__()
         width = code_dim if width is None else width
         self.num_tokens = num_tokens
@@ -73,7 +80,9 @@ class VisualTokenEncoder(nn.Module):
         """quantized B×D×h×w → B×(1+h·w)×E."""
         b, d, h, w = quantized.shape
         if h * w != self.num_tokens:
-            raise ValueError(f"visual token encoder built for {self.num_tokens} positions, got a {h}×{w} grid")
+            raise ValueError(
+                f"visual token encoder built for {self.num_tokens} positions, got a {h}×{w} grid"
+            )
         tokens = self.input_proj(quantized.flatten(2).transpose(1, 2))
         cls = self.class_embedding.to(tokens.dtype).expand(b, 1, -1)
         x = self.ln_pre(torch.cat([cls, tokens], dim=1) + self.positional_embedding)

@@ -38,13 +38,17 @@ def global_alignment_loss(
         scalar loss (batch mean).
     """
     if visual.shape != text.shape or visual.dim() != 2:
-        raise ValueError(f"visual and text must both be B×E, got {tuple(visual.shape)} and {tuple(text.shape)}")
+        raise ValueError(
+            f"visual and text must both be B×E, got {tuple(visual.shape)} and {tuple(text.shape)}"
+        )
     v = F.normalize(visual, dim=-1)
     u = F.normalize(text.detach(), dim=-1)
     similarity = v @ u.t()
     if logit_scale is None:
         if symmetric:
-            raise ValueError("the official temperature-1 form is one-way; pass logit_scale for a symmetric loss")
+            raise ValueError(
+                "the official temperature-1 form is one-way; pass logit_scale for a symmetric loss"
+            )
         positive = similarity.diagonal()
         return (-positive + torch.log(similarity.exp().sum(dim=1) + eps)).mean()
     logits = similarity * logit_scale
@@ -111,9 +115,9 @@ def relation_alignment_loss(
 ) -> Tensor:
     """L_ras: MSE between word–word cosines and the cosines of the codes matched to those words.
 
-    Each word is matched to ``argmax_k cos(word, visual_token_k)``; the code feature at that position is taken,
-    normalised (times the sign of the match similarity, as the official code's ``normalize(C·s*)``), padding rows
-    are zeroed and ``mean((C Cᵀ - sg(W Wᵀ))²)`` is returned.
+    Each word is matched to ``argmax_k cos(word, visual_token_k)``; the code feature at that position is
+    taken, normalised (times the sign of the match similarity, as the official code's ``normalize(C·s*)``),
+    padding rows are zeroed and ``mean((C Cᵀ - sg(W Wᵀ))²)`` is returned.
 
     Args:
         word_states: B×L×E frozen text token states (target side, detached).
