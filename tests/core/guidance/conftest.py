@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 WORDS = (
-    "a an the small large red blue green yellow circle square triangle star bird cat dog with wings black white "
-    "to left right of above below and striped dotted"
+    "a an the small large red blue green yellow circle square triangle star bird cat dog with wings "
+    "black white to left right of above below and striped dotted"
 ).split()
 
 

