@@ -227,3 +227,21 @@ def test_the_shared_training_loop_trains_the_wrapper(mode: str, tmp_path, tiny_c
     result = fit(model, [captioned_batch()], config, discriminator=_discriminator(base))
     assert result.state.step == 2
     assert all(k in result.history[-1] for k in ("lgsa", "lmtp", "lras"))
+
+
+def test_decoder_trimmed_to_the_real_tokens_gives_the_full_length_loss(tiny_clip) -> None:
+    """L_mtp runs the decoder only up to the last real token; the padded full-length run gives the same loss."""
+    from lgvq_core.losses.alignment import masked_token_loss
+
+    model = LanguageGuided(make_base("vqvae"), tiny_clip, _config("paper")).eval()
+    batch = captioned_batch()
+    with torch.no_grad():
+        quantized = model.base(batch["images"]).quant.quantized
+        text = tiny_clip.encode(batch["captions"])
+        assert not text.attention_mask[:, -1].any()  # the captions are shorter than the context
+        masked = text.attention_mask & ~text.special_mask
+        out = model.alignment_losses(quantized, batch["captions"], masked=masked)
+        hidden = model.semantic(text.token_states, masked, text.attention_mask, out.visual)
+        logits = model.semantic.head(hidden, tiny_clip.input_embeddings())
+        full = masked_token_loss(logits, text.token_ids, masked)
+    torch.testing.assert_close(out.lmtp, full, rtol=1e-5, atol=1e-5)

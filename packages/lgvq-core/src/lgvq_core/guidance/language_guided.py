@@ -202,8 +202,15 @@ class LanguageGuided(nn.Module):
             states = text.token_states  # encode, then mask (the official order; the masked word leaks)
         else:
             states = self.masked_text_features(text, masked).token_states.to(device)
-        hidden = self.semantic(states, masked, text.attention_mask, visual)
-        logits = self.semantic.head(hidden[masked], self.text_encoder.input_embeddings().to(device))
+        # Padding is invisible to the real positions of the decoder (pad ⊗ pad self-attention mask) and
+        # outside the loss, so running it only up to the batch's last real token gives the same L_mtp.
+        length = _attended_length(text.attention_mask)
+        hidden = self.semantic(
+            states[:, :length], masked[:, :length], text.attention_mask[:, :length], visual
+        )
+        logits = self.semantic.head(
+            hidden[masked[:, :length]], self.text_encoder.input_embeddings().to(device)
+        )
         targets = text.token_ids[masked]
         lmtp = masked_token_loss(
             logits,
@@ -286,6 +293,12 @@ class LanguageGuided(nn.Module):
         if missing or unexpected:
             raise ValueError(f"{directory / HEADS_FILE}: missing {missing}, unexpected {list(unexpected)}")
         return model
+
+
+def _attended_length(attention_mask: Tensor) -> int:
+    """Index of the last attended position over the batch + 1 (at least 1)."""
+    attended = attention_mask.any(dim=0).nonzero()
+    return int(attended.max()) + 1 if len(attended) else 1
 
 
 def _grid_size(base: nn.Module) -> tuple[int, int]:
