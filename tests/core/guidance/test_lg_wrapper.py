@@ -230,7 +230,7 @@ def test_the_shared_training_loop_trains_the_wrapper(mode: str, tmp_path, tiny_c
 
 
 def test_decoder_trimmed_to_the_real_tokens_gives_the_full_length_loss(tiny_clip) -> None:
-    """L_mtp runs the decoder only up to the last real token; the padded full-length run gives the same loss."""
+    """L_mtp runs the decoder only up to the last real token; a padded full-length run gives the same loss."""
     from lgvq_core.losses.alignment import masked_token_loss
 
     model = LanguageGuided(make_base("vqvae"), tiny_clip, _config("paper")).eval()
