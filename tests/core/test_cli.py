@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_tokenizer
+from core_helpers import make_tokenizer
 
 from lgvq_core.cli import main
 

@@ -24,7 +24,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         from lgvq_core.training.step import train_step
 
         sys.path.insert(0, os.path.dirname(__file__))
-        from conftest import make_tokenizer
+        from core_helpers import make_tokenizer
 
         results: dict[str, bool] = {}
         torch.manual_seed(0)  # identical initial weights on every rank

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_tokenizer
+from core_helpers import make_tokenizer
 from torch import nn
 
 from lgvq_core.losses.adversarial import (

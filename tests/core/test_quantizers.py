@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import QUANTIZER_KINDS, make_tokenizer
+from core_helpers import QUANTIZER_KINDS, make_tokenizer
 
 
 @pytest.fixture(params=QUANTIZER_KINDS)

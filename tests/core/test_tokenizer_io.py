@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import QUANTIZER_KINDS, TINY_ENCODER, make_tokenizer
+from core_helpers import QUANTIZER_KINDS, TINY_ENCODER, make_tokenizer
 from safetensors.torch import load_file, save_file
 
 from lgvq_core.models.builders import build_discriminator

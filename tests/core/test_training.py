@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_tokenizer
+from core_helpers import make_tokenizer
 
 from lgvq_core.config import TrainConfig
 from lgvq_core.metrics.image import ReconstructionMetrics
@@ -114,7 +114,7 @@ def test_checkpoint_restores_optimizer_state(tmp_path, images):
 
 @pytest.mark.parametrize("base", ["vqvae", "vqgan", "cvq", "vqct"])
 def test_every_builder_trains_with_the_same_loop(base, word_spec, images):
-    from conftest import NO_PERCEPTUAL_GAN, TINY_ENCODER
+    from core_helpers import NO_PERCEPTUAL_GAN, TINY_ENCODER
 
     from lgvq_core.config import QuantizerConfig
     from lgvq_core.models import builders

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CAPTIONS, hashed_word_vectors
+from core_helpers import CAPTIONS, hashed_word_vectors
 
 from lgvq_core.quantizers.vqct import normalized_adjacency
 from lgvq_core.quantizers.vqct_vocabulary import build_word_codebook
@@ -59,7 +59,7 @@ def test_gcn_normalisation_matches_dense_formula():
 
 
 def test_vqct_tokens_are_adjective_noun_pairs(word_spec, images):
-    from conftest import make_tokenizer
+    from core_helpers import make_tokenizer
 
     tok = make_tokenizer("vqct", word_spec)
     tok.eval()
