@@ -10,7 +10,6 @@ weights file.
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from lgvq_core.metrics.image import to_unit_range
 
@@ -48,6 +47,8 @@ class FrechetDistance:
         features = features if features is not None else EffLite0FrechetFeatures()
         if not isinstance(getattr(features, "num_features", None), int):
             raise ValueError("the feature module needs an int attribute num_features")
+        from torchmetrics.image.fid import FrechetInceptionDistance  # lazy: drags in yaml at module level
+
         self.name = name or getattr(features, "name", "FD")
         self.metric = FrechetInceptionDistance(feature=features, normalize=True).to(device)
 

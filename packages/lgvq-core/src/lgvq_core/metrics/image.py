@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 __all__ = ["to_unit_range", "ReconstructionMetrics"]
 
@@ -22,6 +21,9 @@ class ReconstructionMetrics:
     """Accumulate PSNR (dB, data range 1) and SSIM (Gaussian window 11) over batches."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
+        # torchmetrics is imported here: at module level it drags in transformers/huggingface_hub/yaml.
+        from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
         self.psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(
             device
         )
