@@ -1,12 +1,13 @@
 """Stage ``tune``: Ray Tune search over the LG loss weights alpha (L_gsa), beta (L_mtp), gamma (L_ras).
 
-``python -m pipelines.tune --shards data/shards --out tune [--address ADDR] [--restore]``. Each trial trains the
-``tune.base`` tokenizer with language guidance for at most ``tune.scheduler.max_steps`` steps (ASHA stops the weak
-ones early) and reports the ``tune.objective`` every ``tune.eval_every`` steps (``pipelines.tune_objective``).
-Writes ``best_loss_weights.yaml`` (read by ``train --weights``), ``results.csv``/``results.md`` (every trial) and
-``objective_vs_weights.png`` into ``--out``. Ray starts locally unless ``--address``, ``ray.address`` or
-``RAY_ADDRESS`` names a cluster. The experiment lives in ``ray.storage_path`` under a name derived from the
-settings and the data, so re-running after an interruption resumes it (``Tuner.restore``).
+``python -m pipelines.tune --shards data/shards --out tune [--address ADDR] [--restore]``. Each trial trains
+the ``tune.base`` tokenizer with language guidance for at most ``tune.scheduler.max_steps`` steps (ASHA stops
+the weak ones early) and reports the ``tune.objective`` every ``tune.eval_every`` steps
+(``pipelines.tune_objective``). Writes ``best_loss_weights.yaml`` (read by ``train --weights``),
+``results.csv``/``results.md`` (every trial) and ``objective_vs_weights.png`` into ``--out``. Ray starts
+locally unless ``--address``, ``ray.address`` or ``RAY_ADDRESS`` names a cluster. The experiment lives in
+``ray.storage_path`` under a name derived from the settings and the data, so re-running after an
+interruption resumes it (``Tuner.restore``).
 """
 
 from __future__ import annotations
@@ -64,15 +65,28 @@ def plan(params: Path, shards: Path, address: str | None = None) -> Plan:
     workers = tune_params.workers_per_trial
     cpus_per_worker = tune_params.cpus_per_trial / workers
     job = replace(job, batch_size=tune_params.batch_size, threads_per_worker=max(1, int(cpus_per_worker)))
-    digest = hashlib.sha256(json.dumps(
-        {"job": asdict(job), "tune": to_mapping(tune_params),
-         "data": hashlib.sha256((shards / "manifest.json").read_bytes()).hexdigest()},
-        sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(
+        json.dumps(
+            {
+                "job": asdict(job),
+                "tune": to_mapping(tune_params),
+                "data": hashlib.sha256((shards / "manifest.json").read_bytes()).hexdigest(),
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:10]
     settings = TrialSettings(
-        job=asdict(job), terms=dict(tune_params.objective.terms), max_steps=tune_params.scheduler.max_steps,
-        eval_every=tune_params.eval_every, val_batches=tune_params.val_batches, workers_per_trial=workers,
-        cpus_per_worker=cpus_per_worker, use_gpu=ray_params.use_gpu, storage=storage_uri(ray_params),
-        experiment=f"tune-{tune_params.base}-{digest}", max_failures=ray_params.max_failures,
+        job=asdict(job),
+        terms=dict(tune_params.objective.terms),
+        max_steps=tune_params.scheduler.max_steps,
+        eval_every=tune_params.eval_every,
+        val_batches=tune_params.val_batches,
+        workers_per_trial=workers,
+        cpus_per_worker=cpus_per_worker,
+        use_gpu=ray_params.use_gpu,
+        storage=storage_uri(ray_params),
+        experiment=f"tune-{tune_params.base}-{digest}",
+        max_failures=ray_params.max_failures,
     )
     return Plan(tune_params, ray_params, settings)
 
@@ -110,13 +124,21 @@ def run(p: Plan, *, restore: bool = False, stop: Any = None, verbose: int = 1) -
             trainable,
             param_space=param_space(p.tune),
             tune_config=tune.TuneConfig(
-                metric="objective", mode=p.tune.objective.mode, search_alg=searcher(p.tune),
-                scheduler=scheduler(p.tune), num_samples=p.tune.num_samples,
-                max_concurrent_trials=p.tune.max_concurrent_trials),
+                metric="objective",
+                mode=p.tune.objective.mode,
+                search_alg=searcher(p.tune),
+                scheduler=scheduler(p.tune),
+                num_samples=p.tune.num_samples,
+                max_concurrent_trials=p.tune.max_concurrent_trials,
+            ),
             run_config=tune.RunConfig(
-                name=p.name, storage_path=p.settings.storage, stop=stop, verbose=verbose,
+                name=p.name,
+                storage_path=p.settings.storage,
+                stop=stop,
+                verbose=verbose,
                 failure_config=tune.FailureConfig(max_failures=p.ray.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
         )
     return tuner.fit()
 
@@ -157,14 +179,19 @@ def best(table: list[dict[str, Any]], mode: str) -> dict[str, Any]:
 
 
 def write_best(out: Path, row: dict[str, Any], p: Plan, fixed: dict[str, float]) -> Path:
-    """``best_loss_weights.yaml``, atomically: the weights (``train --weights`` reads them) and where they came from."""
+    """``best_loss_weights.yaml``, atomically: the weights (read by ``train --weights``) and their origin."""
     weights = {**fixed, **{w: float(row[w]) for w in p.tune.space}}
     payload = {
         "weights": {k: weights[k] for k in WEIGHTS if k in weights},
-        "objective": {"value": float(row["objective"]), "mode": p.tune.objective.mode,
-                      "terms": dict(p.tune.objective.terms)},
+        "objective": {
+            "value": float(row["objective"]),
+            "mode": p.tune.objective.mode,
+            "terms": dict(p.tune.objective.terms),
+        },
         "measures": {t: float(row[t]) for t in p.tune.objective.terms},
-        "trial_id": str(row["trial_id"]), "steps": int(row["steps"]), "experiment": experiment_path(p),
+        "trial_id": str(row["trial_id"]),
+        "steps": int(row["steps"]),
+        "experiment": experiment_path(p),
     }
     return _atomic_text(out / BEST_FILE, yaml.safe_dump(payload, sort_keys=False))
 
@@ -178,18 +205,34 @@ def write_tables(out: Path, table: list[dict[str, Any]], p: Plan, chosen: dict[s
         writer.writerows(table)
     os.replace(_tmp_path(out / "results.csv"), out / "results.csv")
     reverse = p.tune.objective.mode == "max"
-    ordered = sorted(table, key=lambda r: (not finite(r["objective"]),
-                                           -r["objective"] if reverse and finite(r["objective"]) else
-                                           r["objective"] if finite(r["objective"]) else 0))
+    ordered = sorted(
+        table,
+        key=lambda r: (
+            not finite(r["objective"]),
+            -r["objective"]
+            if reverse and finite(r["objective"])
+            else r["objective"]
+            if finite(r["objective"])
+            else 0,
+        ),
+    )
     terms = " + ".join(f"{w:g}·{t}" for t, w in p.tune.objective.terms.items())
-    lines = [f"# Tune: {p.name}", "", f"Objective ({p.tune.objective.mode}): {terms}. "
-             f"Budget: {len(table)} trials, ≤ {p.tune.scheduler.max_steps} steps each (ASHA, grace "
-             f"{p.tune.scheduler.grace_period}, reduction {p.tune.scheduler.reduction_factor:g}). "
-             f"Chosen: **{chosen['trial_id']}** (*).", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [
+        f"# Tune: {p.name}",
+        "",
+        f"Objective ({p.tune.objective.mode}): {terms}. "
+        f"Budget: {len(table)} trials, ≤ {p.tune.scheduler.max_steps} steps each (ASHA, grace "
+        f"{p.tune.scheduler.grace_period}, reduction {p.tune.scheduler.reduction_factor:g}). "
+        f"Chosen: **{chosen['trial_id']}** (*).",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for r in ordered:
         mark = " (*)" if r["trial_id"] == chosen["trial_id"] else ""
-        lines.append("| " + " | ".join(_fmt(r[c]) + (mark if c == "trial_id" else "") for c in columns) + " |")
+        lines.append(
+            "| " + " | ".join(_fmt(r[c]) + (mark if c == "trial_id" else "") for c in columns) + " |"
+        )
     _atomic_text(out / "results.md", "\n".join(lines) + "\n")
 
 
@@ -201,15 +244,31 @@ def plot(out: Path, table: list[dict[str, Any]], p: Plan, chosen: dict[str, Any]
     import matplotlib.pyplot as plt
 
     names = sorted(p.tune.space)
-    colours = {"completed": "tab:blue", "early-stopped": "tab:orange", "error": "tab:red", "not started": "grey"}
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False, constrained_layout=True)
+    colours = {
+        "completed": "tab:blue",
+        "early-stopped": "tab:orange",
+        "error": "tab:red",
+        "not started": "grey",
+    }
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(4 * len(names), 3.4), squeeze=False, constrained_layout=True
+    )
     for ax, name in zip(axes[0], names, strict=True):
         for status, colour in colours.items():
-            pts = [(r[name], r["objective"]) for r in table if r["status"] == status and finite(r["objective"])]
+            pts = [
+                (r[name], r["objective"]) for r in table if r["status"] == status and finite(r["objective"])
+            ]
             if pts:
                 ax.scatter(*zip(*pts, strict=True), c=colour, label=status, s=30)
-        ax.scatter([chosen[name]], [chosen["objective"]], marker="*", s=220, facecolors="none",
-                   edgecolors="black", label="chosen")
+        ax.scatter(
+            [chosen[name]],
+            [chosen["objective"]],
+            marker="*",
+            s=220,
+            facecolors="none",
+            edgecolors="black",
+            label="chosen",
+        )
         b = p.tune.space[name]
         ax.set_xscale("log")
         ax.set_xlim(b.low / 1.5, b.high * 1.5)
@@ -275,16 +334,25 @@ def _configured_weights(p: Plan) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--shards", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True, help="output folder (best_loss_weights.yaml, results.*)")
-    ap.add_argument("--address", default=None, help="Ray cluster to join (host:port or auto); default RAY_ADDRESS")
+    ap.add_argument(
+        "--out", type=Path, required=True, help="output folder (best_loss_weights.yaml, results.*)"
+    )
+    ap.add_argument(
+        "--address", default=None, help="Ray cluster to join (host:port or auto); default RAY_ADDRESS"
+    )
     ap.add_argument("--restore", action="store_true", help="require an interrupted experiment to resume")
     args = ap.parse_args(argv)
     setup_logging(args.log_level)
     p = plan(args.params, args.shards, args.address)
     grid = run(p, restore=args.restore)
     chosen = write_outputs(grid, p, args.out)
-    logger.info("best of %d trials: %s objective %.5g with %s", len(grid), chosen["trial_id"], chosen["objective"],
-                {w: chosen[w] for w in sorted(p.tune.space)})
+    logger.info(
+        "best of %d trials: %s objective %.5g with %s",
+        len(grid),
+        chosen["trial_id"],
+        chosen["objective"],
+        {w: chosen[w] for w in sorted(p.tune.space)},
+    )
     return 0
 
 

@@ -1,15 +1,15 @@
-"""What one tune trial does: train a language-guided tokenizer for a short budget and report a validation objective.
+"""One tune trial: train a language-guided tokenizer for a short budget, report a validation objective.
 
 The objective is a weighted sum of named validation measures (``tune.objective.terms``), computed on the first
-``tune.val_batches`` batches of the ``val`` split every ``tune.eval_every`` steps. Measures (all on the validation
-batches; "↓" = lower is better):
+``tune.val_batches`` batches of the ``val`` split every ``tune.eval_every`` steps. Measures (all on the
+validation batches; "↓" = lower is better):
 
 * ``val_recon`` ↓ — mean absolute pixel error |x − x̂| (images in [-1, 1]), the L1 part of the VQ loss.
 * ``val_mse`` ↓ — mean squared pixel error.
 * ``val_psnr`` ↑ — PSNR in dB on images mapped to [0, 1], averaged over images.
 * ``codebook_usage`` ↑ — fraction of the K codes selected at least once.
-* ``recall_mask1`` / ``recall_mask3`` ↑ — masked-word Recall@1 with 1 / 3 masked tokens per caption (paper Table 3).
-* ``word_code_mse`` ↓ — word–word vs matched code–code cosine-similarity MSE on the raw code vectors (Table 4);
+* ``recall_mask1`` / ``recall_mask3`` ↑ — masked-word Recall@1, 1 / 3 masked tokens per caption (Table 3).
+* ``word_code_mse`` ↓ — word–word vs matched code–code cosine-similarity MSE, raw code vectors (Table 4);
   ``word_code_mse_projected`` ↓ the same on the projected codes g(q).
 * ``retrieval_top1`` / ``retrieval_top5`` ↑ — image→text retrieval among the validation captions.
 * ``val_lgsa`` / ``val_lmtp`` / ``val_lras`` ↓ — the unweighted LG losses (global alignment, masked-token
@@ -56,15 +56,15 @@ CHECKPOINT_DIR = "last"  # lgvq_core.training.loop.LAST_CHECKPOINT
 class TrialSettings:
     """Plain data every trial receives (crosses process boundaries as a dict via ``tune.with_parameters``)."""
 
-    job: dict[str, Any]              # asdict(TrainJob) without the searched weights applied
-    terms: dict[str, float]          # objective terms
+    job: dict[str, Any]  # asdict(TrainJob) without the searched weights applied
+    terms: dict[str, float]  # objective terms
     max_steps: int
     eval_every: int
     val_batches: int
     workers_per_trial: int
     cpus_per_worker: float
     use_gpu: bool
-    storage: str                     # Ray storage URI (inner Ray Train runs of multi-worker trials)
+    storage: str  # Ray storage URI (inner Ray Train runs of multi-worker trials)
     experiment: str
     max_failures: int
 
@@ -73,13 +73,14 @@ class TrialSettings:
 
 
 def combine(measures: dict[str, float], terms: dict[str, float]) -> float:
-    """Σ weight·measure over ``terms`` (zero weights skipped, so a NaN measure with weight 0 does not matter)."""
+    """Σ weight·measure over ``terms`` (zero weights skipped: a NaN measure with weight 0 does not matter)."""
     return float(sum(w * measures[name] for name, w in terms.items() if w != 0.0))
 
 
 def evaluate(model: Any, batches: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict[str, float]:
-    """The measures in ``names`` for ``model`` (a ``LanguageGuided``) on ``batches``; the model's mode is kept."""
+    """The measures ``names`` of ``model`` (a ``LanguageGuided``) on ``batches``; its mode is kept."""
     import torch
+
     from lgvq_core.guidance import diagnostics as diag
 
     wanted = set(names)
@@ -98,7 +99,8 @@ def evaluate(model: Any, batches: list[dict[str, Any]], names: list[str], seed: 
         for k in (1, 3):
             if f"recall_mask{k}" in wanted:
                 out[f"recall_mask{k}"] = diag.masked_word_recall(model, batches, num_masked=k, seed=seed)[
-                    "recall_at_1"]
+                    "recall_at_1"
+                ]
         if wanted & {"word_code_mse", "word_code_mse_projected"}:
             mse = diag.word_code_similarity_mse(model, batches)
             out.update(word_code_mse=mse["mse_raw_codes"], word_code_mse_projected=mse["mse_projected_codes"])
@@ -129,11 +131,17 @@ def _reconstruction(model: Any, batches: list[dict[str, Any]]) -> dict[str, floa
         images += x.shape[0]
         idx = output.quant.indices.reshape(-1).cpu()
         k = int(model.base.codebook_size)
-        counts = torch.bincount(idx, minlength=k) if counts is None else counts + torch.bincount(idx, minlength=k)
+        counts = (
+            torch.bincount(idx, minlength=k) if counts is None else counts + torch.bincount(idx, minlength=k)
+        )
     if not images:
         raise ValueError("no validation batches to evaluate")
-    return {"val_recon": l1 / pixels, "val_mse": mse / pixels, "val_psnr": psnr / images,
-            "codebook_usage": float((counts > 0).float().mean())}
+    return {
+        "val_recon": l1 / pixels,
+        "val_mse": mse / pixels,
+        "val_psnr": psnr / images,
+        "codebook_usage": float((counts > 0).float().mean()),
+    }
 
 
 def _lg_losses(model: Any, batches: list[dict[str, Any]], seed: int) -> dict[str, float]:
@@ -181,13 +189,22 @@ def apply_weights(job_data: dict[str, Any], config: dict[str, Any]) -> dict[str,
 class Reporter:
     """A ``fit`` callback: evaluates at every report step and hands (metrics, checkpoint folder) to ``send``.
 
-    The loop writes its checkpoint right after ``on_report``; with ``defer`` (several ranks: only rank 0 writes
-    checkpoints, every rank must report) the report goes out at the next step or at :meth:`flush` after ``fit``,
-    otherwise from ``on_checkpoint`` as soon as the checkpoint of that very step exists.
+    The loop writes its checkpoint right after ``on_report``; with ``defer`` (several ranks: only rank 0
+    writes checkpoints, every rank must report) the report goes out at the next step or at :meth:`flush` after
+    ``fit``, otherwise from ``on_checkpoint`` as soon as the checkpoint of that very step exists.
     """
 
-    def __init__(self, model: Any, batches: list[dict[str, Any]], terms: dict[str, float], workdir: Path,
-                 send: Callable[[dict[str, float], Path | None], None], *, defer: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        model: Any,
+        batches: list[dict[str, Any]],
+        terms: dict[str, float],
+        workdir: Path,
+        send: Callable[[dict[str, float], Path | None], None],
+        *,
+        defer: bool = False,
+        seed: int = 0,
+    ):
         from lgvq_core.training.loop import Callback
 
         self.model, self.batches, self.terms, self.workdir = model, batches, terms, workdir
@@ -227,7 +244,7 @@ class Reporter:
 
 
 def trial(config: dict[str, Any], settings: dict[str, Any]) -> None:
-    """The Ray Tune function trainable: one weight setting, trained and evaluated (see the module docstring)."""
+    """The Ray Tune function trainable: one weight setting, trained and evaluated (module docstring)."""
     s = TrialSettings(**settings)
     if s.workers_per_trial > 1:
         _trial_on_ray_train(config, s)
@@ -255,12 +272,13 @@ def train_worker(config: dict[str, Any]) -> None:
     _train(config["job"], s, send, ray.train.get_checkpoint(), rank=rank, world=world)
 
 
-def _train(job_data: dict[str, Any], s: TrialSettings, send: Callable, checkpoint: Any, *, rank: int,
-           world: int) -> None:
+def _train(
+    job_data: dict[str, Any], s: TrialSettings, send: Callable, checkpoint: Any, *, rank: int, world: int
+) -> None:
     import torch
+
     from lgvq_core.config import TrainConfig
     from lgvq_core.training.loop import fit
-
     from pipelines.models import torch_threads
     from pipelines.ray_train import TrainJob, build_trainable, make_loader
 
@@ -279,19 +297,31 @@ def _train(job_data: dict[str, Any], s: TrialSettings, send: Callable, checkpoin
                 if (Path(restored) / CHECKPOINT_DIR).is_dir():
                     shutil.copytree(Path(restored) / CHECKPOINT_DIR, workdir / CHECKPOINT_DIR)
                     logger.info("resuming the trial from %s", checkpoint.path)
-        loop = TrainConfig.from_dict({**job.loop, "steps": s.max_steps, "log_every": s.eval_every,
-                                      "checkpoint_every": s.eval_every, "checkpoint_dir": str(workdir)})
+        loop = TrainConfig.from_dict(
+            {
+                **job.loop,
+                "steps": s.max_steps,
+                "log_every": s.eval_every,
+                "checkpoint_every": s.eval_every,
+                "checkpoint_dir": str(workdir),
+            }
+        )
         batches = validation_batches(job, s.val_batches)
         reporter = Reporter(model, batches, s.terms, workdir, send, defer=world > 1, seed=job.seed)
-        fit(model, make_loader(job, "train", rank, world), loop, discriminator=discriminator,
-            callbacks=[reporter.callback])
+        fit(
+            model,
+            make_loader(job, "train", rank, world),
+            loop,
+            discriminator=discriminator,
+            callbacks=[reporter.callback],
+        )
         reporter.flush()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
-    """A trial run as a Ray Train ``TorchTrainer`` of ``workers_per_trial`` workers; metrics go to Tune through
+    """A trial as a Ray Train ``TorchTrainer`` of ``workers_per_trial`` workers; metrics go to Tune through
     ``TuneReportCallback``. The inner run is named after the trial, so a restored trial resumes it."""
     from ray import tune
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -302,11 +332,18 @@ def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"job": apply_weights(s.job, config), "settings": asdict(s)},
-        scaling_config=ScalingConfig(num_workers=s.workers_per_trial, use_gpu=s.use_gpu,
-                                     resources_per_worker={"CPU": s.cpus_per_worker}),
-        run_config=RunConfig(name=name, storage_path=s.storage, callbacks=[TuneReportCallback()],
-                             checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=s.max_failures)),
+        scaling_config=ScalingConfig(
+            num_workers=s.workers_per_trial,
+            use_gpu=s.use_gpu,
+            resources_per_worker={"CPU": s.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=s.storage,
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            failure_config=FailureConfig(max_failures=s.max_failures),
+        ),
     )
     result = trainer.fit()
     if result.error is not None:

@@ -1,4 +1,4 @@
-"""The ``tune`` params section: search space, scheduler, searcher, objective, budget; checked before Ray starts."""
+"""The ``tune`` params section: search space, scheduler, searcher, objective, budget; checked before Ray."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ class Bounds:
 
 @dataclass(frozen=True)
 class SchedulerParams:
-    """ASHA, in optimizer steps: every trial runs at least ``grace_period`` steps, at most ``max_steps``; at each
-    rung (grace_period · reduction_factor^k) only the best 1/reduction_factor of the trials go on."""
+    """ASHA, in optimizer steps: every trial runs at least ``grace_period`` steps, at most ``max_steps``; at
+    each rung (grace_period · reduction_factor^k) only the best 1/reduction_factor of the trials go on."""
 
     grace_period: int
     reduction_factor: float
@@ -83,12 +83,16 @@ def check(p: TuneParams) -> None:
             if value <= 0:
                 raise ParamsError(f"tune.space.{name}.{side}: log-uniform bounds must be > 0, got {value}")
         if b.low >= b.high:
-            raise ParamsError(f"tune.space.{name}: low {b.low} must be < high {b.high} "
-                              "(to keep a weight fixed, drop it from tune.space and set guidance.config.weights)")
+            raise ParamsError(
+                f"tune.space.{name}: low {b.low} must be < high {b.high} "
+                "(to keep a weight fixed, drop it from tune.space and set guidance.config.weights)"
+            )
     for i, point in enumerate(p.points_to_evaluate):
         if set(point) != set(p.space):
-            raise ParamsError(f"tune.points_to_evaluate[{i}]: keys {sorted(point)} must be those of tune.space "
-                              f"{sorted(p.space)}")
+            raise ParamsError(
+                f"tune.points_to_evaluate[{i}]: keys {sorted(point)} must be those of tune.space "
+                f"{sorted(p.space)}"
+            )
         for name, value in point.items():
             b = p.space[name]
             if not b.low <= value <= b.high:
@@ -98,22 +102,34 @@ def check(p: TuneParams) -> None:
     if s.max_steps < 1:
         raise ParamsError(f"tune.scheduler.max_steps: must be >= 1, got {s.max_steps}")
     if not 1 <= s.grace_period <= s.max_steps:
-        raise ParamsError(f"tune.scheduler.grace_period: must be in [1, max_steps={s.max_steps}], got {s.grace_period}")
+        raise ParamsError(
+            f"tune.scheduler.grace_period: must be in [1, max_steps={s.max_steps}], got {s.grace_period}"
+        )
     if s.reduction_factor <= 1:
         raise ParamsError(f"tune.scheduler.reduction_factor: must be > 1, got {s.reduction_factor}")
-    for key, low in (("num_samples", 1), ("max_concurrent_trials", 1), ("workers_per_trial", 1), ("eval_every", 1),
-                     ("val_batches", 1), ("batch_size", 1)):
+    for key, low in (
+        ("num_samples", 1),
+        ("max_concurrent_trials", 1),
+        ("workers_per_trial", 1),
+        ("eval_every", 1),
+        ("val_batches", 1),
+        ("batch_size", 1),
+    ):
         if getattr(p, key) < low:
             raise ParamsError(f"tune.{key}: must be >= {low}, got {getattr(p, key)}")
     if p.eval_every > s.grace_period:
-        raise ParamsError(f"tune.eval_every: {p.eval_every} > scheduler.grace_period {s.grace_period}; "
-                          "ASHA could not compare trials at the grace period")
+        raise ParamsError(
+            f"tune.eval_every: {p.eval_every} > scheduler.grace_period {s.grace_period}; "
+            "ASHA could not compare trials at the grace period"
+        )
     if p.cpus_per_trial <= 0:
         raise ParamsError(f"tune.cpus_per_trial: must be > 0, got {p.cpus_per_trial}")
     package = SEARCHER_PACKAGES.get(p.searcher)
     if package and importlib.util.find_spec(package) is None:
-        raise ParamsError(f"tune.searcher: {p.searcher!r} needs the '{package}' package, which is not installed "
-                          f"(pip install {package}), or use searcher: random")
+        raise ParamsError(
+            f"tune.searcher: {p.searcher!r} needs the '{package}' package, which is not installed "
+            f"(pip install {package}), or use searcher: random"
+        )
 
 
 def _check_objective(o: ObjectiveParams) -> None:
@@ -154,5 +170,6 @@ def scheduler(p: TuneParams) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     s = p.scheduler
-    return ASHAScheduler(time_attr="step", max_t=s.max_steps, grace_period=s.grace_period,
-                         reduction_factor=s.reduction_factor)
+    return ASHAScheduler(
+        time_attr="step", max_t=s.max_steps, grace_period=s.grace_period, reduction_factor=s.reduction_factor
+    )
