@@ -24,7 +24,7 @@ test: setup
 
 ## The quick suite (slow tests deselected).
 test-fast: setup
-	@python -m pytest $(PYTEST_ARGS)
+	@python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; python "$$b" || exit 1; done

@@ -43,8 +43,24 @@ class TrainJob:
     seed: int
 
     def digest(self) -> str:
-        """A short hash of the job, used in the Ray run name (same job -> same run -> resume)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """A short hash of the job and of the code that runs it, used in the Ray run name: the same job on the
+        same code is the same run, so a restarted stage resumes it; a code change starts a fresh run."""
+        payload = json.dumps({"job": asdict(self), "code": source_digest()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def source_digest() -> str:
+    """sha256 over the Python sources of lgvq_core, lgvq_data and pipelines (names and contents)."""
+    import lgvq_core
+    import lgvq_data
+
+    h = hashlib.sha256()
+    roots = [Path(lgvq_core.__file__).parent, Path(lgvq_data.__file__).parent, Path(__file__).resolve().parent]
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root.parent)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any]]:

@@ -25,12 +25,32 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Section ``train``: batch size, data loading, and the lgvq-core ``TrainConfig`` fields in ``loop``."""
+    """Section ``train``: batch size and data loading, then the lgvq-core ``TrainConfig`` fields.
+
+    Flat on purpose, so ``dvc exp run -S train.lr=1e-4`` works. ``batch_size`` is per worker; ``lr``/``disc_lr``
+    are absolute. ``amp``: none | bf16 | fp16 (bf16 also on CPU).
+    """
 
     batch_size: int
     loader_workers: int
     seed: int
-    loop: dict[str, Any]
+    steps: int
+    lr: float
+    disc_lr: float
+    log_every: int
+    checkpoint_every: int
+    amp: str = "none"
+    grad_accum_steps: int = 1
+    max_grad_norm: float = 0.0
+
+    def loop_config(self):  # -> lgvq_core.config.TrainConfig
+        """The lgvq-core loop settings (validated there: a bad value names ``train.<field>``)."""
+        from lgvq_core.config import TrainConfig
+
+        fields = asdict(self)
+        for key in ("batch_size", "loader_workers"):
+            fields.pop(key)
+        return TrainConfig.from_dict(fields, fill_defaults=True, path="train")
 
 
 def read_weights(path: Path | None) -> dict[str, float]:
@@ -47,8 +67,6 @@ def read_weights(path: Path | None) -> dict[str, float]:
 
 def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[str, float]):
     """The ``TrainJob`` for one run from the declared params sections."""
-    from lgvq_core.config import TrainConfig
-
     from pipelines.ray_train import TrainJob
 
     image_size = sp.section("data.image_size", int)
@@ -58,7 +76,7 @@ def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[s
     train = sp.section("train", TrainParams)
     ray = sp.section("ray", RayParams)
     tokenizer_config(base, model)  # fail here, before Ray starts, on a bad model section
-    loop = TrainConfig.from_dict({**TrainConfig(seed=train.seed).to_dict(), **train.loop}).to_dict()
+    loop = train.loop_config().to_dict()
     job = TrainJob(
         base=base, lg=lg, shards=str(shards.resolve()), image_size=image_size, batch_size=train.batch_size,
         loader_workers=train.loader_workers, threads_per_worker=max(1, int(ray.cpus_per_worker)),

@@ -104,20 +104,24 @@ def experiment_path(p: Plan) -> str:
     return f"{p.settings.storage.rstrip('/')}/{p.name}"
 
 
-def run(p: Plan, *, restore: bool = False, stop: Any = None, verbose: int = 1) -> Any:
-    """Start Ray if needed, run (or resume) the experiment, return the ``ResultGrid``."""
+def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, verbose: int = 1) -> Any:
+    """Start Ray if needed, run (or resume) the experiment, return the ``ResultGrid``.
+
+    ``callbacks``: extra ``ray.tune.Callback``s (driver side) for a new experiment.
+    """
     from ray import tune
 
     from pipelines.ray_runtime import ensure_ray
 
-    ensure_ray(p.ray)
     path = experiment_path(p)
+    resume = tune.Tuner.can_restore(path)
+    if restore and not resume:
+        raise FileNotFoundError(f"--restore: no experiment to restore at {path}")
+    ensure_ray(p.ray)
     trainable = _trainable(p)
-    if tune.Tuner.can_restore(path):
+    if resume:
         logger.info("resuming the experiment at %s", path)
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    elif restore:
-        raise FileNotFoundError(f"--restore: no experiment to restore at {path}")
     else:
         logger.info("starting experiment %s (%d trials)", path, p.tune.num_samples)
         tuner = tune.Tuner(
@@ -129,12 +133,11 @@ def run(p: Plan, *, restore: bool = False, stop: Any = None, verbose: int = 1) -
                 search_alg=searcher(p.tune),
                 scheduler=scheduler(p.tune),
                 num_samples=p.tune.num_samples,
-                max_concurrent_trials=p.tune.max_concurrent_trials,
             ),
             run_config=tune.RunConfig(
                 name=p.name,
                 storage_path=p.settings.storage,
-                stop=stop,
+                callbacks=callbacks,
                 verbose=verbose,
                 failure_config=tune.FailureConfig(max_failures=p.ray.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -162,7 +165,8 @@ def rows(grid: Any, p: Plan) -> list[dict[str, Any]]:
             status = "not started"
         trial_id = metrics.get("trial_id") or Path(str(result.path)).name
         row: dict[str, Any] = {"trial_id": trial_id}
-        row.update({w: float(result.config[w]) for w in sorted(p.tune.space)})
+        config = result.config or {}
+        row.update({w: float(config.get(w, math.nan)) for w in sorted(p.tune.space)})
         row.update(objective=metrics.get("objective", math.nan), steps=steps, status=status)
         row.update({t: metrics.get(t, math.nan) for t in p.tune.objective.terms})
         out.append(row)

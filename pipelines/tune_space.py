@@ -150,19 +150,27 @@ def param_space(p: TuneParams) -> dict[str, Any]:
 
 
 def searcher(p: TuneParams) -> Any:
-    """The search algorithm named by ``tune.searcher`` (seeded; starts with ``points_to_evaluate``)."""
+    """The search algorithm named by ``tune.searcher``: seeded, starting with ``points_to_evaluate``, running
+    at most ``max_concurrent_trials`` trials at once (Tune ignores ``TuneConfig.max_concurrent_trials`` for
+    ``BasicVariantGenerator``, so the limit is set here for every searcher)."""
     points = [dict(pt) for pt in p.points_to_evaluate] or None
+    if p.searcher == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(
+            points_to_evaluate=points, random_state=p.seed, max_concurrent=p.max_concurrent_trials
+        )
+    from ray.tune.search import ConcurrencyLimiter
+
     if p.searcher == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(points_to_evaluate=points, seed=p.seed)
-    if p.searcher == "hyperopt":
+        algo = OptunaSearch(points_to_evaluate=points, seed=p.seed)
+    else:
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        return HyperOptSearch(points_to_evaluate=points, random_state_seed=p.seed)
-    from ray.tune.search import BasicVariantGenerator
-
-    return BasicVariantGenerator(points_to_evaluate=points, random_state=p.seed)
+        algo = HyperOptSearch(points_to_evaluate=points, random_state_seed=p.seed)
+    return ConcurrencyLimiter(algo, max_concurrent=p.max_concurrent_trials)
 
 
 def scheduler(p: TuneParams) -> Any:

