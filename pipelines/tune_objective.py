@@ -289,6 +289,7 @@ def _train(
         import ray.train.torch
 
         device = ray.train.torch.get_device()
+    torch.manual_seed(job.seed)  # every trial starts from the same initial weights
     model, discriminator, _ = build_trainable(job, device)
     workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-tune-r{rank}-"))
     try:
