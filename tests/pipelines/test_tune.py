@@ -209,9 +209,9 @@ _INTERRUPTED: list[str] = []  # module level: a copy of the callback restored wi
 
 
 class _InterruptSecondTrial(tune.Callback):
-    """Sends SIGUSR1 (Tune's graceful stop, like Ctrl-C) once the second trial reported its first result."""
+    """Sends SIGUSR1 (Tune's graceful stop, like Ctrl-C) once the second trial saved its first checkpoint."""
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         if not _INTERRUPTED and len(trials) > 1 and trial is trials[1]:
             _INTERRUPTED.append(trial.trial_id)
             signal.raise_signal(signal.SIGUSR1)
