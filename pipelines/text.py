@@ -1,4 +1,5 @@
-"""The text side of a run: loading the configured text encoder once, and VQCT's word codebook from the shards."""
+"""The text side of a run: loading the configured text encoder once, and VQCT's word codebook from the
+shards."""
 
 from __future__ import annotations
 
@@ -38,11 +39,17 @@ def vqct_word_spec(shards: Path, vocabulary: Any, encoder: Any, batch_size: int 
     from lgvq_core.quantizers.vqct_vocabulary import build_word_codebook
 
     def embed_words(prompts: list[str]) -> torch.Tensor:
-        parts = [encoder.encode(prompts[i : i + batch_size]).sentence for i in range(0, len(prompts), batch_size)]
+        parts = [
+            encoder.encode(prompts[i : i + batch_size]).sentence for i in range(0, len(prompts), batch_size)
+        ]
         return torch.cat(parts).float().cpu()
 
     captions = training_captions(shards, vocabulary.max_captions)
     spec = build_word_codebook(captions, embed_words=embed_words, min_count=vocabulary.min_count)
-    logger.info("VQCT vocabulary: %d adjectives, %d nouns from %d captions",
-                len(spec.adjectives), len(spec.nouns), len(captions))
+    logger.info(
+        "VQCT vocabulary: %d adjectives, %d nouns from %d captions",
+        len(spec.adjectives),
+        len(spec.nouns),
+        len(captions),
+    )
     return spec

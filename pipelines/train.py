@@ -12,7 +12,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from pipelines.models import BASES, GuidanceParams, ModelParams, VocabularyParams, tokenizer_config
 from pipelines.params import ParamsError, StageParams, read_yaml, to_mapping
@@ -27,7 +26,8 @@ logger = logging.getLogger(__name__)
 class TrainParams:
     """Section ``train``: batch size and data loading, then the lgvq-core ``TrainConfig`` fields.
 
-    Flat on purpose, so ``dvc exp run -S train.lr=1e-4`` works. ``batch_size`` is per worker; ``lr``/``disc_lr``
+    Flat on purpose, so ``dvc exp run -S train.lr=1e-4`` works. ``batch_size`` is per worker;
+    ``lr``/``disc_lr``
     are absolute. ``amp``: none | bf16 | fp16 (bf16 also on CPU).
     """
 
@@ -78,10 +78,19 @@ def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[s
     tokenizer_config(base, model)  # fail here, before Ray starts, on a bad model section
     loop = train.loop_config().to_dict()
     job = TrainJob(
-        base=base, lg=lg, shards=str(shards.resolve()), image_size=image_size, batch_size=train.batch_size,
-        loader_workers=train.loader_workers, threads_per_worker=max(1, int(ray.cpus_per_worker)),
-        model=to_mapping(model), guidance=to_mapping(guidance), weights=weights, vocabulary=to_mapping(vocabulary),
-        loop=loop, seed=train.seed,
+        base=base,
+        lg=lg,
+        shards=str(shards.resolve()),
+        image_size=image_size,
+        batch_size=train.batch_size,
+        loader_workers=train.loader_workers,
+        threads_per_worker=max(1, int(ray.cpus_per_worker)),
+        model=to_mapping(model),
+        guidance=to_mapping(guidance),
+        weights=weights,
+        vocabulary=to_mapping(vocabulary),
+        loop=loop,
+        seed=train.seed,
     )
     return job, ray
 
@@ -117,10 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     final = run(job, ray, args.out, name)
     meta = json.loads((args.out / "run.json").read_text())
     write_curve(meta.get("history", []), args.curve)
-    metrics = {"base": args.base, "lg": lg, "steps": meta["steps"], "train_seconds": meta["train_seconds"],
-               "world_size": meta["world_size"], "skipped_nonfinite": meta["skipped_nonfinite"],
-               "weights": weights or None, "ray_run": name,
-               "final": {k: v for k, v in final.items() if isinstance(v, (int, float))}}
+    metrics = {
+        "base": args.base,
+        "lg": lg,
+        "steps": meta["steps"],
+        "train_seconds": meta["train_seconds"],
+        "world_size": meta["world_size"],
+        "skipped_nonfinite": meta["skipped_nonfinite"],
+        "weights": weights or None,
+        "ray_run": name,
+        "final": {k: v for k, v in final.items() if isinstance(v, (int, float))},
+    }
     write_json(args.metrics, metrics)
     logger.info("trained %s (lg=%s) in %.0f s -> %s", args.base, args.lg, meta["train_seconds"], args.out)
     return 0

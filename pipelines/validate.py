@@ -33,15 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     params = StageParams(args.params, PARAMS).section("validate", ValidateParams)
     from lgvq_data.validate import validate_shards
 
-    report = validate_shards(args.shards, max_caption_chars=params.max_caption_chars,
-                             max_examples=params.max_examples)
+    report = validate_shards(
+        args.shards, max_caption_chars=params.max_caption_chars, max_examples=params.max_examples
+    )
     report.to_json(args.report)
     if not report.success:
         for check in report.failed_checks:
             first = check.failures[0] if check.failures else None
-            logger.error("check %s failed on column %s: %d of %d rows%s", check.check, check.column,
-                         check.unexpected_count, check.element_count,
-                         f" (e.g. shard {first.shard}, row {first.row}: {first.reason})" if first else "")
+            logger.error(
+                "check %s failed on column %s: %d of %d rows%s",
+                check.check,
+                check.column,
+                check.unexpected_count,
+                check.element_count,
+                f" (e.g. shard {first.shard}, row {first.row}: {first.reason})" if first else "",
+            )
         logger.error("validation of %s failed; see %s", args.shards, args.report)
         return 1
     logger.info("validation of %s passed (%d rows); report %s", args.shards, report.total_rows, args.report)

@@ -13,11 +13,23 @@ REPO = Path(__file__).resolve().parents[2]
 # 16-px images, a ch-16 encoder (f=2 → 8×8 tokens), K=32: a few hundred steps per second of CPU.
 TINY_MODEL: dict[str, Any] = {
     "common": {
-        "encoder": {"resolution": 16, "ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [],
-                    "z_channels": 16, "norm_groups": 8},
+        "encoder": {
+            "resolution": 16,
+            "ch": 16,
+            "ch_mult": [1, 2],
+            "num_res_blocks": 1,
+            "attn_resolutions": [],
+            "z_channels": 16,
+            "norm_groups": 8,
+        },
         "quantizer": {"codebook_size": 32, "embed_dim": 16, "legacy": True},
-        "loss": {"perceptual_weight": 0.0, "perceptual_net": "none", "disc_start": 1000, "disc_channels": 16,
-                 "disc_layers": 1},
+        "loss": {
+            "perceptual_weight": 0.0,
+            "perceptual_net": "none",
+            "disc_start": 1000,
+            "disc_channels": 16,
+            "disc_layers": 1,
+        },
     },
     "per_base": {},
 }
@@ -26,14 +38,19 @@ TINY_MODEL: dict[str, Any] = {
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
 def tiny_params(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
-    """params.yaml of the repo with tiny data/model/train sections (plus ``overrides``), written to ``tmp``."""
+    """params.yaml of the repo with tiny data/model/train sections (plus ``overrides``), written to
+    ``tmp``."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(num_images=48, image_size=16, rows_per_shard=16, val_fraction=0.25, test_fraction=0.0)
+    params["data"].update(
+        num_images=48, image_size=16, rows_per_shard=16, val_fraction=0.25, test_fraction=0.0
+    )
     params["model"] = copy.deepcopy(TINY_MODEL)
     params["vqct"] = {"min_count": 1, "max_captions": 0}
     params["train"].update(batch_size=4, steps=4, log_every=2, checkpoint_every=2)
@@ -48,5 +65,12 @@ def tiny_shards(tmp: Path, n: int = 48, image_size: int = 16) -> Path:
     """Synthetic captioned scenes (train + val) in ``tmp/shards``."""
     from lgvq_data.sources.synthetic import build
 
-    return build(tmp / "shards", n=n, image_size=image_size, seed=0, rows_per_shard=16, val_fraction=0.25,
-                 test_fraction=0.0)
+    return build(
+        tmp / "shards",
+        n=n,
+        image_size=image_size,
+        seed=0,
+        rows_per_shard=16,
+        val_fraction=0.25,
+        test_fraction=0.0,
+    )

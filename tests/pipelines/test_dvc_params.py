@@ -1,5 +1,7 @@
-"""dvc.yaml and params.yaml agree with the stage code: each stage declares exactly the params sections its module
-reads (``PARAMS``), each declared key exists, each stage depends on its own module, and the loader is strict."""
+"""dvc.yaml and params.yaml agree with the stage code: each stage declares exactly the params sections its
+module
+reads (``PARAMS``), each declared key exists, each stage depends on its own module, and the loader is
+strict."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The train stage under real Ray Train: 2 CPU workers (gloo), checkpoints reported, a restarted run resumes."""
+"""The train stage under real Ray Train: 2 CPU workers (gloo), checkpoints reported, a restarted run
+resumes."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> N
     from pipelines.ray_train import run
 
     shards = tiny_shards(tmp_path)
-    params = tiny_params(tmp_path, {"ray": {"num_workers": 2, "cpus_per_worker": 1},
-                                    "train": {"steps": 4, "log_every": 2, "checkpoint_every": 2}})
+    params = tiny_params(
+        tmp_path,
+        {
+            "ray": {"num_workers": 2, "cpus_per_worker": 1},
+            "train": {"steps": 4, "log_every": 2, "checkpoint_every": 2},
+        },
+    )
     job, ray_params = _job(params, shards)
     out = tmp_path / "model"
     final = run(job, ray_params, out, "smoke")
@@ -36,8 +42,13 @@ def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> N
     assert any((c / "last" / "trainer.json").is_file() for c in checkpoints)
 
     # Same run name, more steps: Ray finds the run's last checkpoint and the loop continues from step 4.
-    longer = tiny_params(tmp_path, {"ray": {"num_workers": 2, "cpus_per_worker": 1},
-                                    "train": {"steps": 6, "log_every": 2, "checkpoint_every": 2}})
+    longer = tiny_params(
+        tmp_path,
+        {
+            "ray": {"num_workers": 2, "cpus_per_worker": 1},
+            "train": {"steps": 6, "log_every": 2, "checkpoint_every": 2},
+        },
+    )
     job2, _ = _job(longer, shards)
     run(job2, ray_params, out, "smoke")
     meta = json.loads((out / "run.json").read_text())
@@ -51,8 +62,26 @@ def test_train_stage_main_writes_model_metrics_and_curve(tmp_path: Path, ray_loc
     out, metrics, curve = tmp_path / "m", tmp_path / "m.json", tmp_path / "c.csv"
     weights = tmp_path / "best.yaml"
     weights.write_text("weights: {alpha: 0.5, beta: 0.25, gamma: 0.125}\n")
-    rc = train.main(["--params", str(params), "--base", "vqvae", "--lg", "on", "--shards", str(shards),
-                     "--out", str(out), "--metrics", str(metrics), "--curve", str(curve), "--weights", str(weights)])
+    rc = train.main(
+        [
+            "--params",
+            str(params),
+            "--base",
+            "vqvae",
+            "--lg",
+            "on",
+            "--shards",
+            str(shards),
+            "--out",
+            str(out),
+            "--metrics",
+            str(metrics),
+            "--curve",
+            str(curve),
+            "--weights",
+            str(weights),
+        ]
+    )
     assert rc == 0
     report = json.loads(metrics.read_text())
     assert report["steps"] == 4 and report["lg"] is True
