@@ -90,8 +90,10 @@ def codebook_tiles(patches: Tensor, path: str | os.PathLike[str], title: str = "
     k = patches.shape[0]
     mosaic = tile(patches, columns=max(1, math.ceil(math.sqrt(k))), pad=0)
     plt = _pyplot()
-    side = min(12.0, max(3.0, mosaic.shape[1] / 80))
-    fig, ax = plt.subplots(figsize=(side, side * mosaic.shape[0] / mosaic.shape[1] + 0.4), constrained_layout=True)
+    side = min(12.0, max(5.0, mosaic.shape[1] / 50))
+    fig, ax = plt.subplots(
+        figsize=(side, side * mosaic.shape[0] / mosaic.shape[1] + 0.4), constrained_layout=True
+    )
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"{title} codebook: each of the {k} codes decoded".strip(), fontsize=9)
@@ -111,9 +113,10 @@ def training_curves(
     names = list(curves)
     columns = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.8 * rows), squeeze=False,
-                             constrained_layout=True)
-    for ax in axes.flat[len(names):]:
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.4 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
+    )
+    for ax in axes.flat[len(names) :]:
         ax.set_axis_off()
     for ax, name in zip(axes.flat, names, strict=False):
         for lg, (steps, values) in sorted(curves[name].items()):
