@@ -48,11 +48,12 @@ class EvalParams:
     """Section ``eval``.
 
     ``max_images``: 0 = the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the
-    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps``: optimizer steps of the
-    LG probe that gives a run without LG its word–code MSE (0 = skip). ``codebook_grid``: latent side (in
-    tokens) each code is tiled over before decoding it for the codebook figure. ``fd_size``: side the images
-    are resized to before EfficientNet-Lite0 (224 = the network's ImageNet size; 112 costs ~8× less, and
-    32-px images hold no more detail at 224). ``threads``: torch intra-op threads.
+    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps`` × ``probe_batch_size``:
+    the LG probe that gives a run without LG its word–code MSE (heads fitted on that many train-split images,
+    each seen once; 0 steps = skip). ``codebook_grid``: latent side (in tokens) each code is tiled over before
+    decoding it for the codebook figure. ``fd_size``: side the images are resized to before
+    EfficientNet-Lite0 (224 = the network's ImageNet size; 112 costs ~8× less, and 32-px images hold no more
+    detail at 224). ``threads``: torch intra-op threads.
     """
 
     split: str = "val"
@@ -62,6 +63,7 @@ class EvalParams:
     grid_images: int = 8
     seed: int = 0
     probe_steps: int = 20
+    probe_batch_size: int = 16
     codebook_grid: int = 4
     fd_size: int = 224
     threads: int = 2
@@ -378,14 +380,21 @@ def evaluate(
         diagnostics = lg_diagnostics(model, batches, params.seed)
         probe, word_code_source = model, "the run's LG heads"
     elif params.probe_steps > 0:
-        train_batches = EvalBatches(shards, "train", image_size, params.batch_size, params.seed, len(batches))
+        train_batches = EvalBatches(
+            shards,
+            "train",
+            image_size,
+            params.probe_batch_size,
+            params.seed,
+            params.probe_steps * params.probe_batch_size,
+        )
         torch.manual_seed(params.seed)
         with torch.enable_grad():
             probe = fit_probe(tokenizer, encoder, train_batches, params.probe_steps, config).to(device)
         diagnostics = word_code(probe, batches)
         word_code_source = (
-            f"probe: LG heads fitted for {params.probe_steps} steps on {len(train_batches)} "
-            "train images over the frozen base"
+            f"probe: LG heads fitted for {params.probe_steps} steps (batch {params.probe_batch_size}) on "
+            f"{len(train_batches)} train images over the frozen base"
         )
     if probe is not None:
         first = next(iter(batches))

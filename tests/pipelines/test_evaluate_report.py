@@ -35,6 +35,7 @@ EVAL = {
     "grid_images": 4,
     "seed": 0,
     "probe_steps": 2,
+    "probe_batch_size": 8,
     "codebook_grid": 2,
     "fd_size": 64,
     "threads": 1,
