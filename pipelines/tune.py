@@ -28,7 +28,7 @@ import yaml
 from pipelines.params import ParamsError, StageParams, to_mapping
 from pipelines.ray_runtime import RayParams
 from pipelines.stage import parser, setup_logging
-from pipelines.tune_objective import WEIGHTS, TrialSettings, finite, trial
+from pipelines.tune_objective import WEIGHTS, TrialSettings, finite, release_callback, trial
 from pipelines.tune_space import TuneParams, check, param_space, scheduler, searcher
 
 PARAMS = ("data.image_size", "model", "guidance", "vqct", "train", "ray", "tune")
@@ -119,6 +119,9 @@ def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, v
         raise FileNotFoundError(f"--restore: no experiment to restore at {path}")
     ensure_ray(p.ray)
     trainable = _trainable(p)
+    callbacks = list(callbacks or [])
+    if p.settings.workers_per_trial > 1:
+        callbacks.append(release_callback(p.name))
     if resume:
         logger.info("resuming the experiment at %s", path)
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)

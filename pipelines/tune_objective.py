@@ -269,6 +269,8 @@ def train_worker(config: dict[str, Any]) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder and rank == 0 else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    if rank == 0 and config.get("pg_key"):
+        _remember_placement_group(config["pg_key"])
     _train(config["job"], s, send, ray.train.get_checkpoint(), rank=rank, world=world)
 
 
@@ -330,9 +332,10 @@ def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     name = f"{s.experiment}-{tune.get_context().get_trial_id()}"
+    pg_key = placement_group_key(s.experiment, tune.get_context().get_trial_id())
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"job": apply_weights(s.job, config), "settings": asdict(s)},
+        train_loop_config={"job": apply_weights(s.job, config), "settings": asdict(s), "pg_key": pg_key},
         scaling_config=ScalingConfig(
             num_workers=s.workers_per_trial,
             use_gpu=s.use_gpu,
@@ -349,6 +352,54 @@ def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
     result = trainer.fit()
     if result.error is not None:
         raise RuntimeError(f"inner training run {name} failed") from result.error
+
+
+def _remember_placement_group(key: str) -> None:
+    """Rank 0 of a multi-worker trial: store the worker group's placement group in Ray's KV store."""
+    import ray
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    pg = ray.util.get_current_placement_group()
+    if pg is not None:
+        _internal_kv_put(key, ray.cloudpickle.dumps(pg), overwrite=True)
+
+
+def placement_group_key(experiment: str, trial_id: str) -> str:
+    """Where rank 0 of a multi-worker trial records its worker placement group (Ray's KV store)."""
+    return f"lgvq-tune-pg:{experiment}:{trial_id}"
+
+
+def release_placement_group(key: str) -> None:
+    """Remove the placement group recorded under ``key``, if any (see :func:`release_callback`)."""
+    import ray
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_get
+
+    value = _internal_kv_get(key)
+    if value:
+        try:
+            ray.util.remove_placement_group(ray.cloudpickle.loads(value))
+        except Exception as err:  # already gone
+            logger.debug("placement group %s: %s", key, err)
+        _internal_kv_del(key)
+
+
+def release_callback(experiment: str) -> Any:
+    """A Tune callback (driver side) freeing the worker placement group of every finished multi-worker trial.
+
+    When Tune stops a trial (ASHA, max_steps) it ends the trial's process while its ``TorchTrainer`` still
+    runs; Ray Train's own clean-up of the worker placement group needs the State API (the dashboard,
+    ``ray[default]``). Without it the CPUs stay reserved and the next multi-worker trial never starts.
+    """
+    from ray import tune
+
+    class ReleaseTrainPlacementGroups(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            release_placement_group(placement_group_key(experiment, trial.trial_id))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            release_placement_group(placement_group_key(experiment, trial.trial_id))
+
+    return ReleaseTrainPlacementGroups()
 
 
 def finite(value: Any) -> bool:

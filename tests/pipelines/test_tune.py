@@ -267,3 +267,18 @@ def test_cluster_smoke_script(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert read_weights(tmp_path / "tune" / "best_loss_weights.yaml")
     assert "joining Ray cluster at 127.0.0.1:" in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_multi_worker_trials_run_as_torch_trainers(tmp_path: Path, shards: Path, ray_local: Any) -> None:
+    """workers_per_trial 2: each trial is a 2-worker TorchTrainer; the worker placement group of the trial ASHA
+    stops is released, so the next trial starts (it hung on a 2-CPU node before)."""
+    params = tiny_params(
+        tmp_path, num_samples=2, max_concurrent_trials=1, workers_per_trial=2, cpus_per_trial=1
+    )
+    out = tmp_path / "tune"
+    assert tune_stage.main(["--params", str(params), "--shards", str(shards), "--out", str(out)]) == 0
+    table = _table(out)
+    assert len(table) == 2 and all(int(r["steps"]) >= 2 for r in table), table
+    assert read_weights(out / "best_loss_weights.yaml")
