@@ -272,7 +272,7 @@ def test_cluster_smoke_script(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_multi_worker_trials_run_as_torch_trainers(tmp_path: Path, shards: Path, ray_local: Any) -> None:
-    """workers_per_trial 2: each trial is a 2-worker TorchTrainer; the worker placement group of the trial ASHA
+    """workers_per_trial 2: each trial is a 2-worker TorchTrainer; the worker placement group of a trial Tune
     stops is released, so the next trial starts (it hung on a 2-CPU node before)."""
     params = tiny_params(
         tmp_path, num_samples=2, max_concurrent_trials=1, workers_per_trial=2, cpus_per_trial=1
