@@ -17,6 +17,7 @@ unset RAY_ADDRESS
 
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
+RAY_TMP=$(mktemp -d /tmp/rt.XXXXXX)   # short: Ray's socket paths under it must stay below 107 bytes
 head_pid=""
 cleanup() {
   if [[ -n "$head_pid" ]] && kill -0 "$head_pid" 2>/dev/null; then
@@ -24,6 +25,7 @@ cleanup() {
     for _ in $(seq 1 30); do kill -0 "$head_pid" 2>/dev/null || break; sleep 1; done
     kill -KILL "$head_pid" 2>/dev/null || true
   fi
+  rm -rf "$RAY_TMP"
 }
 trap cleanup EXIT INT TERM
 
@@ -57,9 +59,9 @@ p["tune"] = {
 EOF
 "$PY" -m pipelines.data --params "$WORK/params.yaml" --out "$WORK/shards" --log-level WARNING
 
-echo "tune-smoke: starting a Ray head on 127.0.0.1:$PORT (temp dir $WORK/ray)"
+echo "tune-smoke: starting a Ray head on 127.0.0.1:$PORT (temp dir $RAY_TMP)"
 "$RAY" start --head --block --num-cpus 2 --port "$PORT" --node-ip-address 127.0.0.1 --include-dashboard false \
-  --temp-dir "$WORK/ray" --disable-usage-stats >"$WORK/head.log" 2>&1 &
+  --temp-dir "$RAY_TMP" --disable-usage-stats >"$WORK/head.log" 2>&1 &
 head_pid=$!
 for _ in $(seq 1 60); do
   "$RAY" status --address "127.0.0.1:$PORT" >/dev/null 2>&1 && break
