@@ -1,8 +1,11 @@
 """Budget of the offline default pipeline: wall time and peak memory of the whole ``dvc repro``.
 
-Runs ``dvc repro --force`` (every stage, from scratch) in the repository root and samples, once per second, the
-summed resident memory (RSS) of the process tree it starts — DVC, each stage, the local Ray cluster (GCS, raylet,
-workers, Train/Tune actors). Stage boundaries come from DVC's "Running stage" lines. The goals: ≤ 30 minutes and
+Runs ``dvc repro --force`` (every stage, from scratch) in the repository root and samples, once per second,
+the
+summed resident memory (RSS) of the process tree it starts — DVC, each stage, the local Ray cluster (GCS,
+raylet,
+workers, Train/Tune actors). Stage boundaries come from DVC's "Running stage" lines. The goals: ≤ 30 minutes
+and
 ≤ 6 GB on 2 CPU cores. The summed RSS counts pages shared between processes more than once (an upper bound).
 
 Run: ``python benchmarks/bench_pipeline_budget.py [--no-force]``; writes
@@ -43,7 +46,9 @@ def tree_rss(root: psutil.Process) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-force", action="store_true", help="run only what is out of date (default: every stage)")
+    ap.add_argument(
+        "--no-force", action="store_true", help="run only what is out of date (default: every stage)"
+    )
     args = ap.parse_args()
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,7 +56,9 @@ def main() -> int:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = ["dvc", "repro"] + ([] if args.no_force else ["--force"])
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     root = psutil.Process(proc.pid)
     peak = {"bytes": 0, "at": 0.0}
     done = threading.Event()
@@ -89,15 +96,20 @@ def main() -> int:
         "peak_at_seconds": round(peak["at"], 1),
         "goals": {"wall_seconds": 1800, "peak_rss_gb": 6.0},
         "stages": [{"stage": s["stage"], "seconds": round(float(s.get("seconds", 0.0)), 1)} for s in stages],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# {NAME}",
         "",
-        f"`{result['command']}` on {os.cpu_count()} CPU cores: **{wall / 60:.1f} min** wall (goal ≤ 30), peak RSS of "
-        f"the process tree **{result['peak_tree_rss_gb']} GB** (goal ≤ 6; summed RSS, an upper bound), exit {rc}.",
+        f"`{result['command']}` on {os.cpu_count()} CPU cores: **{wall / 60:.1f} min** wall (goal ≤ 30), "
+        f"peak RSS of the process tree **{result['peak_tree_rss_gb']} GB** (goal ≤ 6; summed RSS, an upper "
+        f"bound), exit {rc}.",
         "",
         "| stage | seconds |",
         "|---|---|",
