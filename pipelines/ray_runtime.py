@@ -67,6 +67,7 @@ def ensure_ray(params: RayParams) -> None:
     else:
         logger.info("starting a local Ray cluster with %d CPUs", params.num_cpus)
         ray.init(
+            address="local",  # never attach silently to a `ray start` cluster found on this machine
             num_cpus=params.num_cpus,
             include_dashboard=False,
             object_store_memory=params.object_store_memory_mb * 2**20,
