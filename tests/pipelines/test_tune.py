@@ -3,6 +3,7 @@ resuming an interrupted experiment, and (slow) the same against a ``ray start --
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pipeline_helpers import TINY_MODEL
 from ray import tune
 
 from pipelines import tune as tune_stage
@@ -34,28 +36,7 @@ def tiny_params(tmp: Path, **tune_overrides: Any) -> Path:
     params["data"].update(
         num_images=160, image_size=16, rows_per_shard=64, val_fraction=0.2, test_fraction=0.1
     )
-    params["model"] = {
-        "common": {
-            "encoder": {
-                "resolution": 16,
-                "ch": 16,
-                "ch_mult": [1, 2],
-                "num_res_blocks": 1,
-                "attn_resolutions": [],
-                "z_channels": 16,
-                "norm_groups": 8,
-            },
-            "quantizer": {"codebook_size": 32, "embed_dim": 16, "legacy": True},
-            "loss": {
-                "disc_start": 1000,
-                "disc_channels": 8,
-                "disc_layers": 1,
-                "perceptual_weight": 0.0,
-                "perceptual_net": "none",
-            },
-        },
-        "per_base": {},
-    }
+    params["model"] = copy.deepcopy(TINY_MODEL)
     params["ray"]["storage_path"] = str(tmp / "ray_results")
     params["tune"] = {
         "base": "vqgan",

@@ -1,0 +1,96 @@
+"""`dvc repro` end to end on a copy of this repository with tiny params: every stage runs for real (DVC, Ray
+Train,
+Ray Tune, great-expectations), a second repro is a no-op, `dvc exp run -S` and `dvc metrics show` work."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pipeline_helpers import REPO, tiny_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+TINY_TUNE = {
+    "scheduler": {"grace_period": 2, "reduction_factor": 2, "max_steps": 4},
+    "num_samples": 2,
+    "max_concurrent_trials": 1,
+    "eval_every": 2,
+    "val_batches": 1,
+    "batch_size": 4,
+}
+TINY_EVAL = {"batch_size": 16, "probe_steps": 2, "probe_batch_size": 4, "fd_size": 32, "grid_images": 4}
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 1200) -> str:
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        HF_HUB_OFFLINE="1",
+        RAY_USAGE_STATS_ENABLED="0",
+        DVC_NO_ANALYTICS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.pop("RAY_ADDRESS", None)
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert out.returncode == 0, (
+        f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    )
+    return out.stdout + out.stderr
+
+
+def _copy_repo(dst: Path) -> None:
+    """The tracked files of this checkout (working-tree versions), as a fresh git repository."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, files.stdout.split("\0")):
+        src = REPO / name
+        if src.is_file() and not name.startswith(("reports/", "tune/")):
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    (dst / "dvc.lock").unlink(missing_ok=True)  # the committed lock records the full-size run
+
+
+def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    params = yaml.safe_load(tiny_params(tmp_path).read_text())
+    params["ray"]["storage_path"] = "ray_results"  # relative, as in the default (made absolute by the stages)
+    params["train"]["steps"] = 2
+    params["tune"].update(TINY_TUNE)
+    params["eval"].update(TINY_EVAL)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"],
+    ):
+        subprocess.run(cmd, cwd=repo, check=True)
+
+    log = _run(["dvc", "repro"], repo)
+    for stage in ("data", "validate", "tune", "train@vqct-on", "evaluate@cvq-off", "report"):
+        assert f"Running stage '{stage}'" in log
+    report = (repo / "reports" / "report.md").read_text()
+    for row in ("VQ-VAE", "VQ-GAN+LG", "CVQ+LG", "VQCT+LG"):
+        assert f"| {row} |" in report
+    assert (repo / "tune" / "best_loss_weights.yaml").is_file()
+    best = yaml.safe_load((repo / "tune" / "best_loss_weights.yaml").read_text())["weights"]
+    trained = json.loads((repo / "models" / "vqgan-on" / "run.json").read_text())
+    assert trained["guidance"]["weights"] == pytest.approx(best), "train did not use the tuned weights"
+    assert (repo / "reports" / "eval" / "vqgan-on.json").is_file()
+
+    again = _run(["dvc", "repro"], repo)
+    assert "Running stage" not in again, again
+
+    metrics = _run(["dvc", "metrics", "show"], repo)
+    assert "psnr" in metrics
+
+    exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.001", "train@vqvae-off"], repo)
+    assert "Running stage 'train@vqvae-off'" in exp
+    assert "Running stage 'train@vqgan-off'" not in exp
