@@ -1,5 +1,6 @@
 """The two leaf packages stay leaves: importing them (and every submodule) pulls in no Ray, DVC, YAML,
-great-expectations, nor the other leaf. Each check runs in a fresh interpreter so earlier imports cannot hide a leak."""
+great-expectations, nor the other leaf. Each check runs in a fresh interpreter so earlier imports cannot hide
+a leak."""
 
 from __future__ import annotations
 

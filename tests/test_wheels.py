@@ -1,7 +1,9 @@
 """Each member builds a wheel that installs into an empty virtual environment and imports there.
 
-The empty venv sees the already-installed third-party packages (torch and friends) through a path entry appended
-*after* its own site-packages; that entry is not a site directory, so the editable installs of this checkout are not
+The empty venv sees the already-installed third-party packages (torch and friends) through a path entry
+appended
+*after* its own site-packages; that entry is not a site directory, so the editable installs of this checkout
+are not
 visible there. Whatever `lgvq_*` imports in the venv must therefore come from the wheels just built.
 """
 
@@ -48,9 +50,21 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     for member in MEMBERS:
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-             "-w", str(out), str(ROOT / "packages" / member)],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(out),
+                str(ROOT / "packages" / member),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
     return out
 
@@ -67,15 +81,26 @@ def test_member_wheel_installs_and_imports_alone(member: str, wheelhouse: Path, 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    purelib = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                           text=True).strip())
+    purelib = Path(
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    )
     # Third-party packages from the project environment, after the venv's own site-packages.
     (purelib / "zz_third_party.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     wheels = [_wheel(wheelhouse, m) for m in [*companions, member]]
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps",
-                    *map(str, wheels)], check=True, capture_output=True, timeout=300)
-    out = subprocess.run([str(py), "-c", CHECK, import_name, member], capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", *map(str, wheels)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [str(py), "-c", CHECK, import_name, member], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert Path(result["file"]).is_relative_to(env_dir), f"{import_name} came from {result['file']}, not the wheel"
+    assert Path(result["file"]).is_relative_to(env_dir), (
+        f"{import_name} came from {result['file']}, not the wheel"
+    )
     assert not result["missing"], f"{member}: declared requirements not satisfied: {result['missing']}"

@@ -64,7 +64,7 @@ def test_stage_depends_on_its_own_module(name: str) -> None:
 
 
 def _produced_paths() -> set[str]:
-    """Every path a stage writes (outs, metrics, plots), with matrix placeholders cut off at the first ``${``."""
+    """Every path a stage writes (outs, metrics, plots); matrix placeholders cut off at the first ``${``."""
     paths: set[str] = set()
     for stage in DVC["stages"].values():
         for key in ("outs", "metrics", "plots"):

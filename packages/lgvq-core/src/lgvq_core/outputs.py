@@ -1,6 +1,7 @@
 """Output dataclasses shared by every quantizer and tokenizer.
 
-These are the contract between the quantizers, the tokenizers, the language-guided wrapper and the training step:
+These are the contract between the quantizers, the tokenizers, the language-guided wrapper and the training
+step:
 every base (VQ-VAE, VQ-GAN, CVQ, VQCT) returns exactly these types.
 """
 
