@@ -74,3 +74,26 @@ def tiny_shards(tmp: Path, n: int = 48, image_size: int = 16) -> Path:
         val_fraction=0.25,
         test_fraction=0.0,
     )
+
+
+def train_argv(
+    params: Path, base: str, lg: str, shards: Path, out_dir: Path, weights: Path | None = None
+) -> list[str]:
+    """Arguments of ``pipelines.train.main`` writing ``out_dir/{model/,metrics.json,curve.csv}``."""
+    argv = [
+        "--params",
+        str(params),
+        "--base",
+        base,
+        "--lg",
+        lg,
+        "--shards",
+        str(shards),
+        "--out",
+        str(out_dir / "model"),
+        "--metrics",
+        str(out_dir / "metrics.json"),
+        "--curve",
+        str(out_dir / "curve.csv"),
+    ]
+    return argv + (["--weights", str(weights)] if weights is not None else [])

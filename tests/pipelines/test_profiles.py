@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from pipeline_helpers import REPO, TINY_MODEL
+from pipeline_helpers import REPO, TINY_MODEL, train_argv
 
 from pipelines import data, train, validate
 from pipelines.params import StageParams
@@ -91,27 +91,7 @@ def test_cub_profile_runs_at_tiny_scale(tmp_path: Path, ray_local) -> None:
         == 0
     )
     out = tmp_path / "model"
-    assert (
-        train.main(
-            [
-                "--params",
-                str(path),
-                "--base",
-                "vqgan",
-                "--lg",
-                "on",
-                "--shards",
-                str(shards),
-                "--out",
-                str(out),
-                "--metrics",
-                str(tmp_path / "m.json"),
-                "--curve",
-                str(tmp_path / "c.csv"),
-            ]
-        )
-        == 0
-    )
+    assert train.main(train_argv(path, "vqgan", "on", shards, tmp_path)) == 0
     meta = json.loads((out / "run.json").read_text())
     assert meta["steps"] == 2 and meta["guidance"]["weights"] == {
         "alpha": 0.001,

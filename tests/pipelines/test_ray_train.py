@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import tiny_params, tiny_shards
+from pipeline_helpers import tiny_params, tiny_shards, train_argv
 
 from pipelines import train
 from pipelines.params import StageParams
@@ -59,29 +59,10 @@ def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> N
 def test_train_stage_main_writes_model_metrics_and_curve(tmp_path: Path, ray_local) -> None:
     shards = tiny_shards(tmp_path)
     params = tiny_params(tmp_path)
-    out, metrics, curve = tmp_path / "m", tmp_path / "m.json", tmp_path / "c.csv"
+    out, metrics, curve = tmp_path / "model", tmp_path / "metrics.json", tmp_path / "curve.csv"
     weights = tmp_path / "best.yaml"
     weights.write_text("weights: {alpha: 0.5, beta: 0.25, gamma: 0.125}\n")
-    rc = train.main(
-        [
-            "--params",
-            str(params),
-            "--base",
-            "vqvae",
-            "--lg",
-            "on",
-            "--shards",
-            str(shards),
-            "--out",
-            str(out),
-            "--metrics",
-            str(metrics),
-            "--curve",
-            str(curve),
-            "--weights",
-            str(weights),
-        ]
-    )
+    rc = train.main(train_argv(params, "vqvae", "on", shards, tmp_path, weights))
     assert rc == 0
     report = json.loads(metrics.read_text())
     assert report["steps"] == 4 and report["lg"] is True
