@@ -90,6 +90,8 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
 
     metrics = _run(["dvc", "metrics", "show"], repo)
     assert "psnr" in metrics
+    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
+    assert "reconstruction" in (tmp_path / "plots" / "index.html").read_text()
 
     exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.001", "train@vqvae-off"], repo)
     assert "Running stage 'train@vqvae-off'" in exp
