@@ -145,6 +145,7 @@ def train_worker(config: dict[str, Any]) -> None:
     """Ray Train worker loop (all ranks). ``config`` is ``asdict(TrainJob)``."""
     import ray.train
     import ray.train.torch
+    import torch
 
     from lgvq_core.config import TrainConfig
     from lgvq_core.training.loop import Callback, fit
@@ -155,6 +156,7 @@ def train_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch_threads(job.threads_per_worker)
     device = ray.train.torch.get_device()
+    torch.manual_seed(job.seed)  # the same initial weights on every rank and in every run of this job
     model, discriminator, meta = build_trainable(job, device)
     workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-train-r{rank}-"))
     checkpoint = ray.train.get_checkpoint()
