@@ -58,11 +58,12 @@ class GuidanceParams:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge_mappings(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``override`` merged in, nested mappings key by key."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_mappings(out[key], value)
         else:
             out[key] = value
     return out
@@ -76,8 +77,8 @@ def tokenizer_config(base: str, params: ModelParams):  # -> TokenizerConfig
     unknown = sorted(set(params.per_base) - set(BASES))
     if unknown:
         raise ValueError(f"model.per_base: unknown base(s) {unknown}; expected {list(BASES)}")
-    data = _merge(default_config(base).to_dict(), params.common)
-    data = _merge(data, params.per_base.get(base, {}))
+    data = merge_mappings(default_config(base).to_dict(), params.common)
+    data = merge_mappings(data, params.per_base.get(base, {}))
     data["base"] = base
     return TokenizerConfig.from_dict(data)
 
@@ -86,10 +87,10 @@ def guidance_config(params: GuidanceParams, weights: dict[str, float] | None = N
     """``GuidanceConfig`` for the mode with the overrides; ``weights`` (alpha/beta/gamma) win over both."""
     from lgvq_core.guidance.config import GuidanceConfig
 
-    data = _merge(GuidanceConfig(mode=params.mode).to_dict(), params.config)
+    data = merge_mappings(GuidanceConfig(mode=params.mode).to_dict(), params.config)
     data["mode"] = params.mode
     if weights:
-        data["weights"] = _merge(data["weights"], weights)
+        data["weights"] = merge_mappings(data["weights"], weights)
     return GuidanceConfig.from_dict(data)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from pipelines.models import merge_mappings
+
 REPO = Path(__file__).resolve().parents[2]
 
 # 16-px images, a ch-16 encoder (f=2 → 8×8 tokens), K=32: a few hundred steps per second of CPU.
@@ -35,15 +37,6 @@ TINY_MODEL: dict[str, Any] = {
 }
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = (
-            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
-
-
 def tiny_params(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
     """params.yaml of the repo with tiny data/model/train sections (plus ``overrides``), written to
     ``tmp``."""
@@ -55,7 +48,7 @@ def tiny_params(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
     params["vqct"] = {"min_count": 1, "max_captions": 0}
     params["train"].update(batch_size=4, steps=4, log_every=2, checkpoint_every=2)
     params["ray"].update(num_workers=1, cpus_per_worker=1, storage_path=str(tmp / "ray_results"))
-    params = _merge(params, overrides or {})
+    params = merge_mappings(params, overrides or {})
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
