@@ -1,1 +1,1 @@
-"""Reconstruction, codebook and Fréchet-distance metrics."""
+"""Reconstruction, codebook, Fréchet-distance and kernel (KID, ``metrics.kid``) metrics."""
