@@ -30,9 +30,10 @@ from torch import Tensor, nn
 
 from pipelines.models import RUN_FILE, GuidanceParams, guidance_config, load_run
 from pipelines.params import StageParams, to_mapping
+from pipelines.splits import SplitParams, carve_fraction, split_protocol
 from pipelines.stage import parser, setup_logging, write_json
 
-PARAMS = ("eval", "guidance")
+PARAMS = ("eval", "guidance", "splits")
 logger = logging.getLogger(__name__)
 
 FIGURES = {
@@ -47,26 +48,33 @@ FIGURES = {
 class EvalParams:
     """Section ``eval``.
 
-    ``max_images``: 0 = the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the
-    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps`` × ``probe_batch_size``:
-    the LG probe that gives a run without LG its word–code MSE (heads fitted on that many train-split images,
-    each seen once; 0 steps = skip). ``codebook_grid``: latent side (in tokens) each code is tiled over before
-    decoding it for the codebook figure. ``fd_size``: side the images are resized to before
+    ``split``: where the numbers are reported (``test``; tuning uses ``val``, never this). ``max_images``: 0 =
+    the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the
+    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps`` × ``probe_batch_size``
+    at ``probe_lr``: fresh LG heads fitted on *every* run's frozen tokenizer (with or without LG) on that many
+    train-split images, so the probe's word–code MSE, recall and retrieval compare the codes under one budget
+    (0 steps = skip). ``kid_subsets``: subsets of the unbiased KID estimate. ``word_classes``: ``synthetic``
+    (colour / shape / position / count / size / pattern words of the synthetic scenes) splits masked-word
+    recall by word class; null = overall only. ``codebook_grid``: latent side (in tokens) each code is tiled
+    over before decoding it for the codebook figure. ``fd_size``: side the images are resized to before
     EfficientNet-Lite0 (224 = the network's ImageNet size; 112 costs ~8× less, and 32-px images hold no more
     detail at 224). ``threads``: torch intra-op threads.
     """
 
-    split: str = "val"
+    split: str = "test"
     max_images: int = 0
     batch_size: int = 64
     fid_weights: str | None = None
     grid_images: int = 8
     seed: int = 0
-    probe_steps: int = 20
-    probe_batch_size: int = 16
+    probe_steps: int = 60
+    probe_batch_size: int = 32
+    probe_lr: float = 1e-3
     codebook_grid: int = 4
     fd_size: int = 224
     threads: int = 2
+    kid_subsets: int = 50
+    word_classes: str | None = "synthetic"
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -78,10 +86,28 @@ class EvalBatches:
     Deterministic: center crop, no flip, caption per image chosen by ``seed`` (epoch 0).
     """
 
-    def __init__(self, shards: Path, split: str, image_size: int, batch_size: int, seed: int, limit: int = 0):
+    def __init__(
+        self,
+        shards: Path,
+        split: str,
+        image_size: int,
+        batch_size: int,
+        seed: int,
+        limit: int = 0,
+        val_from_train: float = 0.0,
+        split_seed: int = 0,
+    ):
         from lgvq_data.dataset import ShardDataset
 
-        self.dataset = ShardDataset(shards, split, image_size=image_size, seed=seed, annotations=False)
+        self.dataset = ShardDataset(
+            shards,
+            split,
+            image_size=image_size,
+            seed=seed,
+            annotations=False,
+            val_from_train=val_from_train,
+            split_seed=split_seed,
+        )
         total = len(self.dataset)
         if total == 0:
             raise ValueError(f"{shards}: split {split!r} has no rows")
@@ -187,6 +213,27 @@ def feature_network(fid_weights: str | None, fd_size: int = 224) -> tuple[nn.Mod
 # ------------------------------------------------------------------------------------------ metrics
 
 
+class FeatureRecorder(nn.Module):
+    """Passes images through a feature module and keeps the features under the current ``tag``, so the
+    Fréchet distance and KID share one feature pass."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name, self.num_features = inner.name, inner.num_features
+        self.tag = "real"
+        self.records: dict[str, list[Tensor]] = {}
+
+    def forward(self, images01: Tensor) -> Tensor:
+        out = self.inner(images01)
+        self.records.setdefault(self.tag, []).append(out.detach().double().cpu())
+        return out
+
+    def features(self, tag: str) -> Tensor:
+        """N×D features recorded under ``tag``."""
+        return torch.cat(self.records[tag])
+
+
 @dataclass
 class ReconstructionResult:
     metrics: dict[str, float]
@@ -197,15 +244,23 @@ class ReconstructionResult:
 
 @torch.no_grad()
 def reconstruction_metrics(
-    tokenizer: nn.Module, batches: EvalBatches, features: nn.Module, grid_images: int, device: torch.device
+    tokenizer: nn.Module,
+    batches: EvalBatches,
+    features: nn.Module,
+    grid_images: int,
+    device: torch.device,
+    kid_subsets: int = 50,
 ) -> ReconstructionResult:
-    """One pass: PSNR, SSIM, Fréchet distance (reconstructions vs originals), code histogram, grid images."""
+    """One pass: PSNR, SSIM, Fréchet distance and KID (reconstructions vs originals, one feature pass), code
+    histogram, grid images."""
     from lgvq_core.metrics.codebook import CodebookUsage
     from lgvq_core.metrics.frechet import FrechetDistance
     from lgvq_core.metrics.image import ReconstructionMetrics
+    from lgvq_core.metrics.kid import kernel_inception_distance
 
     recon = ReconstructionMetrics(device=device)
-    frechet = FrechetDistance(features, device=str(device))
+    recorder = FeatureRecorder(features)
+    frechet = FrechetDistance(recorder, device=str(device))
     usage = CodebookUsage(int(tokenizer.codebook_size), device=device)
     originals, reconstructions = [], []
     kept = 0
@@ -213,7 +268,9 @@ def reconstruction_metrics(
         images = batch["images"].to(device)
         out = tokenizer(images)
         recon.update(images, out.reconstruction)
+        recorder.tag = "real"
         frechet.update(images, real=True)
+        recorder.tag = "fake"
         frechet.update(out.reconstruction, real=False)
         usage.update(out.quant.indices)
         if kept < grid_images:
@@ -222,10 +279,16 @@ def reconstruction_metrics(
             reconstructions.append(out.reconstruction[:take].cpu())
             kept += take
     stats = usage.compute()
+    real, fake = recorder.features("real"), recorder.features("fake")
+    kid_mean, kid_std = kernel_inception_distance(real, fake, subsets=kid_subsets, seed=0)
     metrics = {
         **recon.compute(),
         "fd": frechet.compute()[frechet.name],
         "fd_name": frechet.name,
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "feature_samples": int(real.shape[0]),
+        "feature_dims": int(real.shape[1]),
         "codebook_usage": stats["usage"],
         "codebook_perplexity": stats["perplexity"],
         "codebook_size": int(tokenizer.codebook_size),
@@ -249,19 +312,55 @@ def decode_codes(tokenizer: nn.Module, side: int, batch_size: int) -> Tensor:
     return torch.cat(parts)
 
 
-def lg_diagnostics(model: nn.Module, batches: EvalBatches, seed: int) -> dict[str, float]:
-    """Recall@1 (mask 1 and 3), word–code similarity MSE, image→text retrieval of a LanguageGuided model."""
+def lg_diagnostics(
+    model: nn.Module, batches: EvalBatches, seed: int, word_classes: dict[str, set[str]] | None
+) -> dict[str, float]:
+    """Recall@1 (mask 1 and 3) with real and with shuffled images (the control: each caption meets another
+    image) and their difference, per word class; word–code similarity MSE; image→text retrieval with its
+    chance level."""
     from lgvq_core.guidance.diagnostics import image_text_retrieval, masked_word_recall
 
     out: dict[str, float] = {}
     for k in (1, 3):
-        recall = masked_word_recall(model, batches, num_masked=k, seed=seed)
-        out[f"recall_at_1_mask{k}"] = recall["recall_at_1"]
-        out[f"masked_tokens_mask{k}"] = recall["masked_tokens"]
+        real = masked_word_recall(model, batches, num_masked=k, seed=seed, word_classes=word_classes)
+        shuffled = masked_word_recall(
+            model, batches, num_masked=k, seed=seed, images="shuffled", word_classes=word_classes
+        )
+        for key, value in real.items():
+            out[f"{key}_mask{k}"] = value
+        for key, value in shuffled.items():
+            if key.startswith("recall_at_1"):
+                out[f"{key}_shuffled_mask{k}"] = value
+                out[f"{key.replace('recall_at_1', 'recall_gain')}_mask{k}"] = real[key] - value
     out.update(word_code(model, batches))
     retrieval = image_text_retrieval(model, batches, ks=(1, 5))
-    out.update(retrieval_top1=retrieval["top1"], retrieval_top5=retrieval["top5"])
+    for key in ("top1", "top5", "chance_top1", "chance_top5"):
+        out[f"retrieval_{key}"] = retrieval[key]
     return out
+
+
+def synthetic_word_classes() -> dict[str, set[str]]:
+    """Content words of the synthetic scenes by class (lgvq_data.sources.scenes); the rest is template."""
+    from lgvq_data.sources import scenes, synthetic
+
+    shape_words = {w for names in synthetic.SHAPE_SYNONYMS.values() for n in names for w in n.split()}
+    relation_words = {w for phrases in scenes._RELATIONS.values() for p in phrases for w in p.split()}
+    relation_words -= {"to", "the", "of", "on"}
+    return {
+        "colour": {w for name in [*scenes.OBJECT_COLOURS, *scenes.BACKGROUND_COLOURS] for w in name.split()},
+        "shape": shape_words - {"shape", "sign"},
+        "position": relation_words,
+        "count": set(scenes.NUMBER_WORDS),
+        "size_pattern": {*scenes.SIZES, *scenes.PATTERNS},
+    }
+
+
+def _word_classes(name: str | None) -> dict[str, set[str]] | None:
+    if name is None:
+        return None
+    if name == "synthetic":
+        return synthetic_word_classes()
+    raise ValueError(f"eval.word_classes must be 'synthetic' or null, got {name!r}")
 
 
 def word_code(model: nn.Module, batches: EvalBatches) -> dict[str, float]:
@@ -319,7 +418,12 @@ def _text_encoder_for(run: Path, meta: dict[str, Any], guidance: GuidanceParams)
 
 
 def evaluate(
-    run: Path, shards: Path, figures: Path, params: EvalParams, guidance: GuidanceParams
+    run: Path,
+    shards: Path,
+    figures: Path,
+    params: EvalParams,
+    guidance: GuidanceParams,
+    splits: SplitParams | None = None,
 ) -> dict[str, Any]:
     """Every metric and figure of one run; returns the metrics-file payload."""
     from lgvq_core.guidance.diagnostics import fit_probe, similarity_heatmap
@@ -336,7 +440,19 @@ def evaluate(
     model.to(device)
     tokenizer = model.base if lg else model
     image_size = int(meta.get("image_size", tokenizer.config.encoder.resolution))
-    batches = EvalBatches(shards, params.split, image_size, params.batch_size, params.seed, params.max_images)
+    splits = splits or SplitParams()
+    carve = carve_fraction(shards, splits)
+    batches = EvalBatches(
+        shards,
+        params.split,
+        image_size,
+        params.batch_size,
+        params.seed,
+        params.max_images,
+        val_from_train=carve,
+        split_seed=splits.seed,
+    )
+    word_classes = _word_classes(params.word_classes)
     label = f"{meta.get('base', '?')}{'+LG' if lg else ''}"
     logger.info(
         "evaluating %s (%s) on %d %s images of %d px", run, label, len(batches), params.split, image_size
@@ -345,7 +461,7 @@ def evaluate(
     timings: dict[str, float] = {"load": time.perf_counter() - started}
     features, feature_info = feature_network(params.fid_weights, params.fd_size)
     mark = time.perf_counter()
-    rec = reconstruction_metrics(tokenizer, batches, features, params.grid_images, device)
+    rec = reconstruction_metrics(tokenizer, batches, features, params.grid_images, device, params.kid_subsets)
     logger.info(
         "%s: PSNR %.2f dB, SSIM %.4f, %s %.2f, usage %.1f%%, perplexity %.1f",
         label,
@@ -374,12 +490,11 @@ def evaluate(
     timings["figures"] = time.perf_counter() - mark
     mark = time.perf_counter()
     diagnostics: dict[str, Any] = {}
-    word_code_source = None
+    probe_diagnostics: dict[str, Any] = {}
     probe = None
     if lg:
-        diagnostics = lg_diagnostics(model, batches, params.seed)
-        probe, word_code_source = model, "the run's LG heads"
-    elif params.probe_steps > 0:
+        diagnostics = lg_diagnostics(model, batches, params.seed, word_classes)
+    if params.probe_steps > 0:
         train_batches = EvalBatches(
             shards,
             "train",
@@ -387,23 +502,33 @@ def evaluate(
             params.probe_batch_size,
             params.seed,
             params.probe_steps * params.probe_batch_size,
+            val_from_train=carve,
+            split_seed=splits.seed,
         )
         torch.manual_seed(params.seed)
         with torch.enable_grad():
-            probe = fit_probe(tokenizer, encoder, train_batches, params.probe_steps, config).to(device)
-        diagnostics = word_code(probe, batches)
-        word_code_source = (
-            f"probe: LG heads fitted for {params.probe_steps} steps (batch {params.probe_batch_size}) on "
-            f"{len(train_batches)} train images over the frozen base"
-        )
-    if probe is not None:
+            probe = fit_probe(
+                tokenizer, encoder, train_batches, params.probe_steps, config, lr=params.probe_lr
+            ).to(device)
+        probe_diagnostics = lg_diagnostics(probe, batches, params.seed, word_classes)
+    heatmap_model = model if lg else probe
+    if heatmap_model is not None:
         first = next(iter(batches))
         written["word_code_similarity"] = similarity_heatmap(
-            probe, first["images"][0], first["captions"][0], figures / FIGURES["word_code_similarity"]
+            heatmap_model, first["images"][0], first["captions"][0], figures / FIGURES["word_code_similarity"]
         )
     timings["diagnostics"] = time.perf_counter() - mark
-    if diagnostics:
-        logger.info("%s diagnostics: %s", label, {k: round(float(v), 4) for k, v in diagnostics.items()})
+    for name, values in (("LG heads", diagnostics), ("probe", probe_diagnostics)):
+        if values:
+            logger.info(
+                "%s %s: recall@1 %.3f (shuffled images %.3f), retrieval top-1 %.3f (chance %.4f)",
+                label,
+                name,
+                values["recall_at_1_mask1"],
+                values["recall_at_1_shuffled_mask1"],
+                values["retrieval_top1"],
+                values["retrieval_chance_top1"],
+            )
 
     protocol = {
         "split": params.split,
@@ -415,7 +540,18 @@ def evaluate(
         "frechet": {**feature_info, "real": "the originals", "generated": "the reconstructions"},
         "codebook": "usage = fraction of the K codes selected at least once over every token of the set; "
         "perplexity = exp(entropy) of that histogram",
-        "word_code": word_code_source,
+        "splits": split_protocol(shards, splits),
+        "kid": "unbiased MMD² with the cubic polynomial kernel on the same features, "
+        f"{params.kid_subsets} subsets of min(N, 1000) images; mean and std over subsets",
+        "recall_control": "same masked positions (seed) with the images rolled by one across each batch: "
+        "every caption meets another image; recall_gain = real − shuffled",
+        "probe": (
+            f"fresh LG heads ({config.mode if config else '?'} mode) fitted for {params.probe_steps} steps "
+            f"of {params.probe_batch_size} train images at lr {params.probe_lr} on the frozen tokenizer, the "
+            "same for every run"
+            if params.probe_steps > 0
+            else None
+        ),
         "text_encoder": encoder.describe() if encoder is not None else None,
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -430,6 +566,7 @@ def evaluate(
             "train_steps": meta.get("steps"),
             **rec.metrics,
             "diagnostics": diagnostics,
+            "probe": probe_diagnostics,
             "protocol": protocol,
             "figures_dir": str(figures),
             "figures": {k: Path(v).name for k, v in written.items()},
@@ -451,8 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     sp = StageParams(args.params, PARAMS)
     params = sp.section("eval", EvalParams)
     guidance = sp.section("guidance", GuidanceParams)
+    splits = sp.section("splits", SplitParams)
     torch.set_num_threads(max(1, params.threads))
-    result = evaluate(args.run, args.shards, args.figures, params, guidance)
+    result = evaluate(args.run, args.shards, args.figures, params, guidance, splits)
     result["params"] = to_mapping(params)
     write_json(args.metrics, result)
     logger.info("evaluated %s in %.1f s -> %s", args.run, result["eval_seconds"], args.metrics)

@@ -45,6 +45,8 @@ class TrainJob:
     vocabulary: dict[str, Any]  # VocabularyParams as a dict
     loop: dict[str, Any]  # lgvq_core TrainConfig as a dict (checkpoint_dir is set per worker)
     seed: int
+    val_from_train: float = 0.0  # > 0: val carved out of train (pipelines.splits), train loses those rows
+    split_seed: int = 0
 
     def digest(self) -> str:
         """A short hash of the job and of the code that runs it, used in the Ray run name: the same job on the
@@ -134,6 +136,8 @@ def make_loader(
         rank=rank,
         world_size=world_size,
         even=True,
+        val_from_train=job.val_from_train,
+        split_seed=job.split_seed,
     )
     loader = DataLoader(
         dataset, batch_size=job.batch_size, collate_fn=collate, num_workers=job.loader_workers, drop_last=True

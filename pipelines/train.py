@@ -1,7 +1,7 @@
 """Stage ``train``: one tokenizer (a base, with or without language guidance) trained under Ray Train.
 
-``python -m pipelines.train --base vqgan --lg on --shards data/shards --out models/vqgan-on --metrics M.json
---curve C.csv [--weights tune/best_loss_weights.yaml]``. Ray starts locally unless ``ray.address`` or
+``python -m pipelines.train --base vqgan --lg on --seed 0 --shards data/shards --out models/vqgan-on-s0
+--metrics M.json --curve C.csv [--weights tune/best_loss_weights.yaml]``. Ray starts locally unless ``ray.address`` or
 ``RAY_ADDRESS`` names a cluster. The exported model (``base/`` + LG heads) is the DVC output.
 """
 
@@ -16,9 +16,10 @@ from pathlib import Path
 from pipelines.models import BASES, GuidanceParams, ModelParams, VocabularyParams, tokenizer_config
 from pipelines.params import ParamsError, StageParams, read_yaml, to_mapping
 from pipelines.ray_runtime import RayParams
+from pipelines.splits import SplitParams, carve_fraction
 from pipelines.stage import parser, setup_logging, write_json
 
-PARAMS = ("data.image_size", "model", "guidance", "vqct", "train", "ray")
+PARAMS = ("data.image_size", "splits", "model", "guidance", "vqct", "train", "ray")
 logger = logging.getLogger(__name__)
 
 
@@ -33,7 +34,6 @@ class TrainParams:
 
     batch_size: int
     loader_workers: int
-    seed: int
     steps: int
     lr: float
     disc_lr: float
@@ -43,14 +43,14 @@ class TrainParams:
     grad_accum_steps: int = 1
     max_grad_norm: float = 0.0
 
-    def loop_config(self):  # -> lgvq_core.config.TrainConfig
-        """The lgvq-core loop settings (validated there: a bad value names ``train.<field>``)."""
+    def loop_config(self, seed: int):  # -> lgvq_core.config.TrainConfig
+        """The lgvq-core loop settings for one seed (validated there: a bad value names ``train.<field>``)."""
         from lgvq_core.config import TrainConfig
 
         fields = asdict(self)
         for key in ("batch_size", "loader_workers"):
             fields.pop(key)
-        return TrainConfig.from_dict(fields, fill_defaults=True, path="train")
+        return TrainConfig.from_dict({**fields, "seed": seed}, fill_defaults=True, path="train")
 
 
 def read_weights(path: Path | None) -> dict[str, float]:
@@ -65,8 +65,9 @@ def read_weights(path: Path | None) -> dict[str, float]:
     return {k: float(v) for k, v in weights.items()}
 
 
-def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[str, float]):
-    """The ``TrainJob`` for one run from the declared params sections."""
+def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[str, float], seed: int):
+    """The ``TrainJob`` for one run from the declared params sections; ``seed`` decides the initial weights,
+    the data order and every random draw of the run."""
     from pipelines.ray_train import TrainJob
 
     image_size = sp.section("data.image_size", int)
@@ -75,8 +76,9 @@ def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[s
     vocabulary = sp.section("vqct", VocabularyParams)
     train = sp.section("train", TrainParams)
     ray = sp.section("ray", RayParams)
+    splits = sp.section("splits", SplitParams)
     tokenizer_config(base, model)  # fail here, before Ray starts, on a bad model section
-    loop = train.loop_config().to_dict()
+    loop = train.loop_config(seed).to_dict()
     job = TrainJob(
         base=base,
         lg=lg,
@@ -90,7 +92,9 @@ def make_job(sp: StageParams, base: str, lg: bool, shards: Path, weights: dict[s
         weights=weights,
         vocabulary=to_mapping(vocabulary),
         loop=loop,
-        seed=train.seed,
+        seed=seed,
+        val_from_train=carve_fraction(shards, splits),
+        split_seed=splits.seed,
     )
     return job, ray
 
@@ -115,20 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--curve", type=Path, required=True)
     p.add_argument("--weights", type=Path, default=None, help="best_loss_weights.yaml from the tune stage")
+    p.add_argument("--seed", type=int, default=0, help="run seed (the pipeline runs every seed of runs.seeds)")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     from pipelines.ray_train import run
 
     lg = args.lg == "on"
     weights = read_weights(args.weights) if lg else {}
-    job, ray = make_job(StageParams(args.params, PARAMS), args.base, lg, args.shards, weights)
-    name = f"train-{args.base}-{args.lg}-{job.digest()}"
+    job, ray = make_job(StageParams(args.params, PARAMS), args.base, lg, args.shards, weights, args.seed)
+    name = f"train-{args.base}-{args.lg}-s{args.seed}-{job.digest()}"
     final = run(job, ray, args.out, name)
     meta = json.loads((args.out / "run.json").read_text())
     write_curve(meta.get("history", []), args.curve)
     metrics = {
         "base": args.base,
         "lg": lg,
+        "seed": args.seed,
         "steps": meta["steps"],
         "train_seconds": meta["train_seconds"],
         "world_size": meta["world_size"],

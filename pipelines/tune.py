@@ -31,7 +31,7 @@ from pipelines.stage import parser, setup_logging
 from pipelines.tune_objective import WEIGHTS, TrialSettings, finite, release_callback, trial
 from pipelines.tune_space import TuneParams, check, param_space, scheduler, searcher
 
-PARAMS = ("data.image_size", "model", "guidance", "vqct", "train", "ray", "tune")
+PARAMS = ("data.image_size", "splits", "model", "guidance", "vqct", "train", "ray", "tune")
 BEST_FILE = "best_loss_weights.yaml"
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def plan(params: Path, shards: Path, address: str | None = None) -> Plan:
     check(tune_params)
     if not (shards / "manifest.json").is_file():
         raise ParamsError(f"--shards {shards}: no manifest.json (build the shards with the data stage first)")
-    job, ray_params = make_job(sp, tune_params.base, True, shards, {})
+    job, ray_params = make_job(sp, tune_params.base, True, shards, {}, tune_params.seed)
     if address:
         ray_params = replace(ray_params, address=address)
     workers = tune_params.workers_per_trial

@@ -73,6 +73,8 @@ class ShardDataset(Dataset[Sample]):
         annotations: which optional columns to load when present: ``True`` (all of ``"boxes"``, ``"mask"``,
             ``"qa"``, ``"refs"``), ``False`` (none: fastest, image + captions only) or a subset.
         verify: check manifest row counts and sha256 on open.
+        val_from_train, split_seed: carve a seeded validation split out of ``train`` for data without one
+            (:meth:`lgvq_data.shards.ShardSet.split_indices`); 0 = the stored splits as they are.
 
     A sample is a dict: ``image`` (RGB PIL image, size×size; :func:`collate` makes the float batch),
     ``caption`` (str, chosen per seed/epoch/row), ``captions`` (all), ``id``; with annotations: ``boxes``
@@ -89,6 +91,8 @@ class ShardDataset(Dataset[Sample]):
         seed: int = 0,
         annotations: bool | Collection[str] = True,
         verify: bool = False,
+        val_from_train: float = 0.0,
+        split_seed: int = 0,
     ) -> None:
         self.root = Path(root)
         self.split = split
@@ -97,7 +101,10 @@ class ShardDataset(Dataset[Sample]):
         self.annotations = _annotation_set(annotations)
         self.epoch = 0
         self._shards: ShardSet | None = ShardSet.open(self.root, verify=verify)
-        self.indices = np.asarray(self._shards.split_indices(split), dtype=np.int64)
+        self.indices = np.asarray(
+            self._shards.split_indices(split, val_from_train=val_from_train, split_seed=split_seed),
+            dtype=np.int64,
+        )
         self._locations = self._build_locations(self._shards, self.indices)
         self._columns: list[dict[str, Any]] | None = None
 
@@ -233,9 +240,20 @@ class ShardIterableDataset(IterableDataset[Sample]):
         rank: int | None = None,
         world_size: int | None = None,
         even: bool = False,
+        val_from_train: float = 0.0,
+        split_seed: int = 0,
     ) -> None:
         super().__init__()
-        self.base = ShardDataset(root, split, image_size, transform, seed, annotations)
+        self.base = ShardDataset(
+            root,
+            split,
+            image_size,
+            transform,
+            seed,
+            annotations,
+            val_from_train=val_from_train,
+            split_seed=split_seed,
+        )
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from lgvq_data.schema import (
@@ -349,10 +350,30 @@ class ShardSet:
         names = columns or tuple(SCHEMA.names)
         return {name: self.value(shard, local, name) for name in names}
 
-    def split_indices(self, split: str | None) -> list[int]:
-        """Global indices of the rows of ``split`` (all rows when ``None``), in storage order."""
+    def split_indices(self, split: str | None, val_from_train: float = 0.0, split_seed: int = 0) -> list[int]:
+        """Global indices of the rows of ``split`` (all rows when ``None``), in storage order.
+
+        ``val_from_train`` > 0 carves a validation split out of ``train`` for data that has none (CUB-200,
+        MM-CelebA-HQ ship train/test only): a seeded (``split_seed``) random ``round(fraction · n_train)`` of
+        the train rows becomes ``"val"`` and leaves ``"train"``; ``"test"`` is untouched. Asking for it when
+        the shards already hold a ``val`` split is an error (the two would overlap).
+        """
         if split is None:
             return list(range(len(self)))
+        if val_from_train > 0 and split in ("train", "val"):
+            if not 0.0 < val_from_train < 1.0:
+                raise ValueError(f"val_from_train must be in (0, 1), got {val_from_train}")
+            if self._rows_of("val"):
+                raise ValueError(f"{self.root}: the shards already have a 'val' split; do not carve another")
+            train = np.asarray(self._rows_of("train"), dtype=np.int64)
+            count = int(round(val_from_train * len(train)))
+            chosen = np.random.default_rng([int(split_seed), 0x7A1]).permutation(len(train))[:count]
+            is_val = np.zeros(len(train), dtype=bool)
+            is_val[chosen] = True
+            return train[is_val if split == "val" else ~is_val].tolist()
+        return self._rows_of(split)
+
+    def _rows_of(self, split: str) -> list[int]:
         out: list[int] = []
         for offset, table in zip(self.offsets, self.tables, strict=False):
             column = table.column(COL_SPLIT).to_pylist()

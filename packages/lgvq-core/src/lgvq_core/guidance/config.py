@@ -1,14 +1,23 @@
 """Configuration of the language-guided module (frozen dataclasses, strict ``from_dict``).
 
-Two modes:
+Three independent switches, each of which can be ablated on its own:
 
-* ``paper`` matches the official LG-VQ code: the caption is encoded *unmasked* and masked positions of the
-  encoder *output* are swapped for learnable mask vectors (the causal CLIP tower leaks the masked token into
-  later positions), one-way InfoNCE with temperature 1, L_ras averaged over all L×L slots (padding included in
-  the denominator).
-* ``fixed`` masks the tokens *before* the text encoder (replaced by the mask token when the tokenizer has one
-  and hidden from attention), so the masked word cannot leak; symmetric InfoNCE with a learnable temperature;
-  L_ras averaged over valid (non-padding) word pairs only.
+* ``masking``: ``"encoder_output"`` (official) encodes the caption *unmasked* and swaps the masked positions
+  of the encoder *output* for learnable mask vectors; ``"encoder_input"`` masks the tokens *before* the text
+  encoder (mask token where the tokenizer has one, and hidden from attention), so the masked word cannot leak.
+  With a causal encoder (CLIP's text tower) output masking leaks the masked word only into later positions;
+  with a bidirectional one (BERT, MiniLM) every position sees it and the masked-token head learns a text-only
+  language model. Output masking with a non-causal encoder is therefore refused unless
+  ``allow_leaky_masking`` is set (then a warning is logged).
+* ``infonce``: ``"one_way_unit_temperature"`` (official: image→text, τ = 1, where even perfect alignment
+  barely lowers L_gsa) or ``"symmetric_learned_temperature"`` (CLIP-style, τ learnable from
+  ``init_temperature``).
+* ``ras_reduction``: ``"all"`` (official: L_ras averaged over all L×L slots, padding in the denominator) or
+  ``"valid"`` (over real word pairs only).
+
+``mode`` is the bundle: ``paper`` = (encoder_output, one_way_unit_temperature, all), reproducing the official
+functions exactly for a causal encoder; ``fixed`` = (encoder_input, symmetric_learned_temperature, valid).
+A switch left ``None`` takes the mode's value; an explicit value overrides it.
 
 The placement of the commitment weight β ("legacy" taming placement vs the VQ-VAE paper's) belongs to the base
 quantizer's configuration, not to this one; :class:`~lgvq_core.guidance.language_guided.LanguageGuided` only
@@ -24,6 +33,22 @@ from lgvq_core.config import ConfigError, _StrictConfig
 
 Mode = Literal["paper", "fixed"]
 MODES: tuple[str, ...] = ("paper", "fixed")
+Masking = Literal["encoder_input", "encoder_output"]
+InfoNCE = Literal["one_way_unit_temperature", "symmetric_learned_temperature"]
+RasReduction = Literal["all", "valid"]
+MODE_SWITCHES: dict[str, dict[str, str]] = {
+    "paper": {"masking": "encoder_output", "infonce": "one_way_unit_temperature", "ras_reduction": "all"},
+    "fixed": {
+        "masking": "encoder_input",
+        "infonce": "symmetric_learned_temperature",
+        "ras_reduction": "valid",
+    },
+}
+SWITCH_VALUES: dict[str, tuple[str, ...]] = {
+    "masking": ("encoder_input", "encoder_output"),
+    "infonce": ("one_way_unit_temperature", "symmetric_learned_temperature"),
+    "ras_reduction": ("all", "valid"),
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +83,9 @@ class GuidanceConfig(_StrictConfig):
     """Architecture and loss settings of the LG heads (defaults = the official code, METHOD-LGVQ §3).
 
     Attributes:
-        mode: ``"paper"`` or ``"fixed"`` (module docstring).
+        mode: ``"paper"`` or ``"fixed"``: the default of the three switches below (module docstring).
+        masking, infonce, ras_reduction: the switches; ``None`` = the mode's value (filled in on creation).
+        allow_leaky_masking: accept ``masking="encoder_output"`` with a bidirectional text encoder.
         weights: alpha/beta/gamma.
         context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
         visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
@@ -75,6 +102,10 @@ class GuidanceConfig(_StrictConfig):
 
     mode: Mode = "paper"
     weights: AlignmentWeights = field(default_factory=AlignmentWeights)
+    masking: Masking | None = None
+    infonce: InfoNCE | None = None
+    ras_reduction: RasReduction | None = None
+    allow_leaky_masking: bool = False
     context_length: int = 30
     visual_width: int | None = None
     visual_layers: int = 2
@@ -93,6 +124,12 @@ class GuidanceConfig(_StrictConfig):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name, allowed in SWITCH_VALUES.items():
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, MODE_SWITCHES[self.mode][name])
+            elif value not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed} (or null for the mode's), got {value!r}")
         if not isinstance(self.weights, AlignmentWeights):
             raise ConfigError(f"weights must be AlignmentWeights, got {type(self.weights).__name__}")
         if self.context_length < 3:
@@ -121,6 +158,16 @@ class GuidanceConfig(_StrictConfig):
             raise ConfigError(f"init_temperature must be > 0, got {self.init_temperature}")
         if self.text_cache_size < 0:
             raise ConfigError(f"text_cache_size must be >= 0, got {self.text_cache_size}")
+
+    @property
+    def masks_encoder_output(self) -> bool:
+        """True when the caption is encoded unmasked and masked slots are swapped after the encoder."""
+        return self.masking == "encoder_output"
+
+    @property
+    def learns_temperature(self) -> bool:
+        """True for the symmetric InfoNCE with a learnable temperature."""
+        return self.infonce == "symmetric_learned_temperature"
 
     @classmethod
     def paper(cls, dataset: str = "textcaps", **overrides: Any) -> GuidanceConfig:

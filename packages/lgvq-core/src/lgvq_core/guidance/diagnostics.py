@@ -36,9 +36,9 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,27 +58,65 @@ Batch = dict[str, Any]
 # ------------------------------------------------------------------------------------------ metrics
 
 
+ImageControl = Literal["real", "shuffled", "zeros"]
+TEMPLATE_CLASS = "template"
+
+
+def control_images(images: Tensor, control: ImageControl) -> Tensor:
+    """The images a control run sees: ``real`` as given, ``shuffled`` rolled by one across the batch (each
+    caption paired with another image), ``zeros`` all-zero (mid-grey) images. B×3×H×W → B×3×H×W."""
+    if control == "real":
+        return images
+    if control == "shuffled":
+        if images.shape[0] < 2:
+            raise ValueError("the shuffled-image control needs batches of at least 2 images")
+        return images.roll(1, dims=0)
+    if control == "zeros":
+        return torch.zeros_like(images)
+    raise ValueError(f"unknown image control {control!r}; expected real, shuffled or zeros")
+
+
+def token_words(encoder: TextEncoder, token_ids: list[int]) -> list[str]:
+    """Lower-case word pieces of token ids, without WordPiece ``##`` / BPE ``</w>`` / ``Ġ`` markers."""
+    return [label.removeprefix("##").removeprefix("Ġ").lower() for label in _token_labels(encoder, token_ids)]
+
+
 @torch.no_grad()
 def masked_word_recall(
-    model: LanguageGuided, batches: Iterable[Batch], num_masked: int = 1, seed: int = 0
+    model: LanguageGuided,
+    batches: Iterable[Batch],
+    num_masked: int = 1,
+    seed: int = 0,
+    images: ImageControl = "real",
+    word_classes: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, float]:
     """Recall@1 of predicting exactly ``num_masked`` masked tokens per caption (paper Table 3).
 
     Positions are drawn uniformly among the caption's real, non-special tokens within the first ``L − 2``
-    positions (the official evaluation uses the first 28 of 30). Paper mode masks the encoder output, fixed
-    mode the encoder input (``model.config.mode``).
+    positions (the official evaluation uses the first 28 of 30) from ``seed``, so two calls with the same seed
+    mask the same tokens: run once with ``images="real"`` and once with a control (``"shuffled"``: each
+    caption meets another image; ``"zeros"``) and the difference is the part of the recall that comes from the
+    image. The model's ``config.masking`` decides whether the encoder input or output is masked.
+
+    Args:
+        word_classes: optional class name → words (e.g. ``{"colour": {"red", ...}}``); a masked token whose
+            word is in none of them counts as ``"template"``. Adds ``recall_at_1_<class>`` and
+            ``masked_tokens_<class>`` per class and ``..._content`` for the union of the named classes.
 
     Returns:
-        ``{"recall_at_1": fraction of masked tokens predicted exactly, "masked_tokens": count}``.
+        ``{"recall_at_1": fraction of masked tokens predicted exactly, "masked_tokens": count, ...}``.
     """
     if num_masked < 1:
         raise ValueError(f"num_masked must be >= 1, got {num_masked}")
+    lookup = {w.lower(): name for name, words in (word_classes or {}).items() for w in words}
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
-    correct = total = 0
+    correct: dict[str, int] = {}
+    total: dict[str, int] = {}
     for batch in batches:
-        quantized = model.base(batch["images"].to(_device(model))).quant.quantized
+        pixels = control_images(batch["images"], images).to(_device(model))
+        quantized = model.base(pixels).quant.quantized
         text = model.text_features(list(batch["captions"]))
         masked = exact_token_mask(
             text.attention_mask,
@@ -89,10 +127,28 @@ def masked_word_recall(
         )
         out = model.alignment_losses(quantized, batch["captions"], masked=masked)
         targets = out.text.token_ids[out.masked]
-        correct += int((out.logits.argmax(dim=-1) == targets).sum())
-        total += int(targets.numel())
+        hits = (out.logits.argmax(dim=-1) == targets).cpu().tolist()
+        classes = ["all"] * len(hits)
+        groups: list[list[str]] = [classes]
+        if lookup:
+            named = [
+                lookup.get(word, TEMPLATE_CLASS) for word in token_words(model.text_encoder, targets.tolist())
+            ]
+            groups += [named, ["content" if c != TEMPLATE_CLASS else TEMPLATE_CLASS for c in named]]
+        for labels in groups:
+            for label, hit in zip(labels, hits, strict=True):
+                correct[label] = correct.get(label, 0) + int(hit)
+                total[label] = total.get(label, 0) + 1
     model.train(was_training)
-    return {"recall_at_1": correct / total if total else math.nan, "masked_tokens": total}
+    n = total.get("all", 0)
+    result: dict[str, float] = {
+        "recall_at_1": correct.get("all", 0) / n if n else math.nan,
+        "masked_tokens": n,
+    }
+    for label in sorted(set(total) - {"all"}):
+        result[f"recall_at_1_{label}"] = correct[label] / total[label]
+        result[f"masked_tokens_{label}"] = total[label]
+    return result
 
 
 def _words_and_codes(
@@ -168,15 +224,19 @@ def fit_probe(
     config: GuidanceConfig | None = None,
     lr: float = 1e-3,
 ) -> LanguageGuided:
-    """LG heads trained on a *frozen* base (no LG), so a base without LG can be scored by the LG diagnostics.
+    """Fresh LG heads trained on a *frozen* base, so any tokenizer — with or without LG — can be scored by the
+    LG diagnostics under the same probe budget (``steps`` × the batches' size).
 
-    Only the heads are optimised (loss = Lgsa + Lmtp + Lras); the base's weights and codebook are not touched.
+    Only the heads are optimised (loss = Lgsa + Lmtp + Lras, unweighted); the base's weights and codebook are
+    not touched. ``config`` defaults to leak-free ``fixed`` mode.
     """
-    config = config or GuidanceConfig(context_length=text_encoder.context_length)
+    config = config or GuidanceConfig(mode="fixed", context_length=text_encoder.context_length)
     model = LanguageGuided(base, text_encoder, config)
     for p in base.parameters():
         p.requires_grad_(False)
     base.eval()
+    model.train()
+    model.base.eval()
     heads = [p for name, p in model.named_parameters() if not name.startswith("base.")]
     optimizer = torch.optim.Adam(heads, lr=lr)
     data = list(batches)
@@ -198,7 +258,9 @@ def fit_probe(
 def image_text_retrieval(
     model: LanguageGuided, batches: Iterable[Batch], ks: tuple[int, ...] = (1, 5)
 ) -> dict[str, float]:
-    """Image→text retrieval over the whole evaluation set: ``{"top1": …, "top5": …, "images": N}``."""
+    """Image→text retrieval over the whole evaluation set: ``{"top1", "top5", "chance_top1", "chance_top5",
+    "images": N}``. A hit = the image's own caption text among the k nearest captions; ``chance_top<k>`` is
+    the exact hit rate of a random ranking (identical caption texts counted)."""
     was_training = model.training
     model.eval()
     visual_rows, text_rows, captions = [], [], []
@@ -218,7 +280,25 @@ def image_text_retrieval(
             any(captions[j] == captions[i] for j in order[i, :k].tolist()) for i in range(len(captions))
         )
         result[f"top{k}"] = hits / len(captions)
+        result[f"chance_top{k}"] = retrieval_chance(captions, k)
     return result
+
+
+def retrieval_chance(captions: list[str], k: int) -> float:
+    """Expected top-k hit rate of a uniformly random ranking of N items when item i's caption text occurs
+    c_i times: mean_i [1 − C(N − c_i, k) / C(N, k)]."""
+    from collections import Counter
+
+    n = len(captions)
+    counts = Counter(captions)
+    k = min(k, n)
+    total = 0.0
+    for caption in captions:
+        miss = 1.0
+        for j in range(k):  # C(N-c, k)/C(N, k) = prod_j (N-c-j)/(N-j)
+            miss *= max(n - counts[caption] - j, 0) / (n - j)
+        total += 1.0 - miss
+    return total / n
 
 
 @torch.no_grad()
@@ -389,13 +469,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.checkpoint} has no LG heads ({CONFIG_FILE}); only 'similarity' works on a plain base"
             )
         config = GuidanceConfig(
-            context_length=encoder.context_length, weights=AlignmentWeights(1.0, 1.0, 1.0)
+            mode="fixed", context_length=encoder.context_length, weights=AlignmentWeights(1.0, 1.0, 1.0)
         )
         model = fit_probe(base, encoder, batches, args.probe_steps, config)
         result["probe_steps"] = args.probe_steps
     if args.command == "recall":
         for k in args.masked:
-            result[f"mask{k}"] = masked_word_recall(model, batches, num_masked=k, seed=args.seed)
+            real = masked_word_recall(model, batches, num_masked=k, seed=args.seed)
+            shuffled = masked_word_recall(model, batches, num_masked=k, seed=args.seed, images="shuffled")
+            result[f"mask{k}"] = {
+                **real,
+                "recall_at_1_shuffled_images": shuffled["recall_at_1"],
+                "image_gain": real["recall_at_1"] - shuffled["recall_at_1"],
+            }
     elif args.command == "similarity":
         result.update(word_code_similarity_mse(model, batches))
     elif args.command == "retrieval":

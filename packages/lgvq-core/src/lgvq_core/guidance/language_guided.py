@@ -86,10 +86,7 @@ class LanguageGuided(nn.Module):
                 f"text encoder context length {text_encoder.context_length} != config.context_length "
                 f"{config.context_length}; load the encoder with context_length={config.context_length}"
             )
-        if config.mode == "fixed" and text_encoder.mask_token_id is None:
-            logger.info(
-                "%s has no mask token: fixed mode hides masked tokens from attention only", text_encoder.name
-            )
+        _check_masking(config, text_encoder)
         self.base = base
         self.config = config
         object.__setattr__(self, "text_encoder", text_encoder)  # deliberately not a submodule
@@ -117,9 +114,9 @@ class LanguageGuided(nn.Module):
             dropout=config.decoder_dropout,
         )
         self.relation = CodeProjector(code_dim, text_dim)
-        if config.mode == "fixed":
+        if config.learns_temperature:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
-        _check_beta_placement(base, config)
+        _check_beta_placement(base)
 
     # ------------------------------------------------------------------ delegation to the base tokenizer
 
@@ -151,8 +148,8 @@ class LanguageGuided(nn.Module):
 
     @property
     def temperature(self) -> float:
-        """InfoNCE temperature (1 in paper mode)."""
-        return 1.0 if self.config.mode == "paper" else float(1.0 / self._logit_scale())
+        """InfoNCE temperature (1 for the official one-way InfoNCE)."""
+        return float(1.0 / self._logit_scale()) if self.config.learns_temperature else 1.0
 
     def _logit_scale(self) -> Tensor:
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
@@ -162,7 +159,7 @@ class LanguageGuided(nn.Module):
         return self.text_cache.encode(captions)
 
     def masked_text_features(self, text: TextFeatures, masked: Tensor) -> TextFeatures:
-        """Fixed mode: encode the caption with the masked tokens replaced (mask token) and hidden from
+        """Input masking: encode the caption with the masked tokens replaced (mask token) and hidden from
         attention."""
         ids = text.token_ids
         if self.text_encoder.mask_token_id is not None:
@@ -184,10 +181,10 @@ class LanguageGuided(nn.Module):
         text = self.text_features(list(captions)).to(device)
         visual = self.visual(quantized)
         cls = self.cls_to_sentence(visual[:, 0])
-        if self.config.mode == "paper":
-            lgsa = global_alignment_loss(cls, text.sentence)
-        else:
+        if self.config.learns_temperature:
             lgsa = global_alignment_loss(cls, text.sentence, logit_scale=self._logit_scale(), symmetric=True)
+        else:
+            lgsa = global_alignment_loss(cls, text.sentence)
 
         if masked is None:
             ratio = sample_mask_ratio(
@@ -198,8 +195,8 @@ class LanguageGuided(nn.Module):
             )
             masked = sample_token_mask(text.attention_mask, text.special_mask, ratio)
         masked = masked.to(device) & text.attention_mask
-        if self.config.mode == "paper":
-            states = text.token_states  # encode, then mask (the official order; the masked word leaks)
+        if self.config.masks_encoder_output:
+            states = text.token_states  # encode, then mask (the official order; see _check_masking)
         else:
             states = self.masked_text_features(text, masked).token_states.to(device)
         # Padding is invisible to the real positions of the decoder (pad ⊗ pad self-attention mask) and
@@ -223,7 +220,7 @@ class LanguageGuided(nn.Module):
             visual[:, 1:],
             self.relation(quantized),
             text.attention_mask,
-            reduction="all" if self.config.mode == "paper" else "valid",
+            reduction=self.config.ras_reduction,
         )
         return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits)
 
@@ -240,7 +237,7 @@ class LanguageGuided(nn.Module):
         breakdown["base_total"] = base.total.detach()
         breakdown["total"] = total.detach()
         breakdown.update(lgsa=lg.lgsa.detach(), lmtp=lg.lmtp.detach(), lras=lg.lras.detach())
-        if self.config.mode == "fixed":
+        if self.config.learns_temperature:
             breakdown["lg_temperature"] = (1.0 / self._logit_scale()).detach()
         return StepLosses(total=total, breakdown=breakdown, output=base.output)
 
@@ -308,19 +305,41 @@ def _grid_size(base: nn.Module) -> tuple[int, int]:
     return h, w
 
 
-def _check_beta_placement(base: nn.Module, config: GuidanceConfig) -> None:
-    """Warn when the base's β placement disagrees with the mode (paper = taming legacy, fixed = VQ-VAE)."""
-    quantizer = getattr(getattr(base, "config", None), "quantizer", None)
-    legacy = getattr(quantizer, "legacy", None)
-    if legacy is None:
+def _check_masking(config: GuidanceConfig, text_encoder: TextEncoder) -> None:
+    """Refuse output masking with a bidirectional encoder (the masked word leaks into every position)."""
+    if config.masks_encoder_output and not text_encoder.causal:
+        if not config.allow_leaky_masking:
+            raise ValueError(
+                f"masking='encoder_output' with the bidirectional text encoder {text_encoder.name!r} leaks "
+                "every masked word into all positions, so L_mtp and masked-word recall measure a text-only "
+                "language model. Use masking='encoder_input' (mode 'fixed'), a causal encoder (CLIP), or set "
+                "allow_leaky_masking=True to run it anyway."
+            )
+        logger.warning(
+            "masking='encoder_output' with the bidirectional encoder %s: the masked word leaks into every "
+            "position (allow_leaky_masking=True)",
+            text_encoder.name,
+        )
+    if not config.masks_encoder_output and text_encoder.mask_token_id is None:
+        logger.info("%s has no mask token: masked tokens are only hidden from attention", text_encoder.name)
+
+
+def _check_beta_placement(base: nn.Module) -> None:
+    """Warn when the base's β placement differs from its own official code (builders.official_legacy)."""
+    from lgvq_core.models.builders import official_legacy
+
+    config = getattr(base, "config", None)
+    legacy = getattr(getattr(config, "quantizer", None), "legacy", None)
+    kind = getattr(config, "base", None)
+    if legacy is None or kind is None:
         return
-    expected = config.mode == "paper"
+    expected = official_legacy(kind)
     if bool(legacy) != expected:
         logger.warning(
-            "LG mode %r usually pairs with quantizer.legacy=%s (β on the %s term); this base has legacy=%s",
-            config.mode,
-            expected,
+            "%s's official code puts β on the %s term (quantizer.legacy=%s); this base has legacy=%s",
+            kind,
             "codebook" if expected else "commitment",
+            expected,
             legacy,
         )
 

@@ -82,6 +82,8 @@ class TextEncoder(nn.Module):
         only
             hidden from attention).
         special_token_ids: ids never masked (start/end/CLS/SEP/pad).
+        causal: True when a position sees only earlier ones (CLIP's text tower), False for bidirectional
+            encoders (BERT, MiniLM); decides whether output masking leaks the masked word.
     """
 
     name: str
@@ -91,6 +93,7 @@ class TextEncoder(nn.Module):
     vocab_size: int
     mask_token_id: int | None
     special_token_ids: frozenset[int]
+    causal: bool = False
 
     def tokenize(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """Token ids B×L int64 and attention mask B×L bool (truncated / padded to ``context_length``)."""
@@ -141,6 +144,7 @@ class TextEncoder(nn.Module):
             "hidden_size": self.hidden_size,
             "sentence_size": self.sentence_size,
             "vocab_size": self.vocab_size,
+            "causal": self.causal,
         }
 
 
@@ -185,6 +189,7 @@ class HFTextEncoder(TextEncoder):
         self.tokenizer = tokenizer
         self.kind = kind
         self.name = name
+        self.causal = kind == "clip" or bool(getattr(model.config, "is_decoder", False))
         max_positions = getattr(model.config, "max_position_embeddings", None)
         if max_positions is not None and context_length > max_positions:
             raise ValueError(
