@@ -253,7 +253,7 @@ def reconstruction_metrics(
 ) -> ReconstructionResult:
     """One pass: PSNR, SSIM, Fréchet distance and KID (reconstructions vs originals, one feature pass), code
     histogram, grid images."""
-    from lgvq_core.metrics.codebook import CodebookUsage
+    from lgvq_core.metrics.codebook import codebook_usage_for
     from lgvq_core.metrics.frechet import FrechetDistance
     from lgvq_core.metrics.image import ReconstructionMetrics
     from lgvq_core.metrics.kid import kernel_inception_distance
@@ -261,7 +261,7 @@ def reconstruction_metrics(
     recon = ReconstructionMetrics(device=device)
     recorder = FeatureRecorder(features)
     frechet = FrechetDistance(recorder, device=str(device))
-    usage = CodebookUsage(int(tokenizer.codebook_size), device=device)
+    usage = codebook_usage_for(tokenizer, device=device)
     originals, reconstructions = [], []
     kept = 0
     for batch in batches:
@@ -291,7 +291,12 @@ def reconstruction_metrics(
         "feature_dims": int(real.shape[1]),
         "codebook_usage": stats["usage"],
         "codebook_perplexity": stats["perplexity"],
-        "codebook_size": int(tokenizer.codebook_size),
+        "codebook_size": int(stats["num_codes"]),
+        **{
+            f"codebook_{key}": value
+            for key, value in stats.items()
+            if key.endswith(("_usage", "_perplexity", "_size")) and not key.startswith("codes_")
+        },
         "tokens": int(stats["tokens"]),
     }
     return ReconstructionResult(
@@ -300,15 +305,26 @@ def reconstruction_metrics(
 
 
 @torch.no_grad()
-def decode_codes(tokenizer: nn.Module, side: int, batch_size: int) -> Tensor:
-    """Each code k tiled over a side×side latent grid and decoded: K×3×(side·f)×(side·f) in [-1, 1]."""
+def decode_codes(tokenizer: nn.Module, side: int, batch_size: int, limit: int = 1024) -> Tensor:
+    """Each code k tiled over a side×side latent grid and decoded: K×3×(side·f)×(side·f) in [-1, 1].
+
+    VQCT: its tokens are (adjective, noun) word combinations, far too many to draw; each noun code is drawn
+    with the first adjective code instead (the first ``limit`` nouns)."""
     h, w = tokenizer.grid_size
     side = max(1, min(side, h, w))
     device = next(tokenizer.parameters()).device
+    quantizer = tokenizer.quantizer
+    vqct = hasattr(quantizer, "embed_words")
+    count = min(int(quantizer.num_nouns), limit) if vqct else int(tokenizer.codebook_size)
     parts = []
-    for start in range(0, int(tokenizer.codebook_size), batch_size):
-        codes = torch.arange(start, min(start + batch_size, int(tokenizer.codebook_size)), device=device)
-        parts.append(tokenizer.decode(codes[:, None, None].expand(-1, side, side)).clamp(-1, 1).cpu())
+    for start in range(0, count, batch_size):
+        codes = torch.arange(start, min(start + batch_size, count), device=device)[:, None, None]
+        grid = codes.expand(-1, side, side)
+        if vqct:
+            image = tokenizer.decode_quantized(quantizer.embed_words(torch.zeros_like(grid), grid))
+        else:
+            image = tokenizer.decode(grid)
+        parts.append(image.clamp(-1, 1).cpu())
     return torch.cat(parts)
 
 
@@ -562,6 +578,7 @@ def evaluate(
         {
             "base": meta.get("base"),
             "lg": lg,
+            "seed": meta.get("seed", 0),
             "run": str(run),
             "train_steps": meta.get("steps"),
             **rec.metrics,

@@ -93,7 +93,7 @@ def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any
         )
     base = build_base(job.base, model_params, vqct_spec=spec)
     model = base
-    meta: dict[str, Any] = {"base": job.base, "lg": job.lg, "image_size": job.image_size}
+    meta: dict[str, Any] = {"base": job.base, "lg": job.lg, "image_size": job.image_size, "seed": job.seed}
     if job.lg:
         from lgvq_core.guidance.language_guided import LanguageGuided
 

@@ -124,7 +124,9 @@ def _reconstruction(model: Any, batches: list[dict[str, Any]]) -> dict[str, floa
     device = next(model.parameters()).device
     l1 = mse = psnr = 0.0
     pixels = images = 0
-    counts = None
+    from lgvq_core.metrics.codebook import codebook_usage_for
+
+    usage = codebook_usage_for(model.base)
     for batch in batches:
         x = batch["images"].to(device)
         output = model.base(x)
@@ -135,18 +137,14 @@ def _reconstruction(model: Any, batches: list[dict[str, Any]]) -> dict[str, floa
         per_image = ((err / 2) ** 2).flatten(1).mean(1).clamp_min(1e-10)  # [0, 1] range: error halves
         psnr += float((-10 * torch.log10(per_image)).sum())
         images += x.shape[0]
-        idx = output.quant.indices.reshape(-1).cpu()
-        k = int(model.base.codebook_size)
-        counts = (
-            torch.bincount(idx, minlength=k) if counts is None else counts + torch.bincount(idx, minlength=k)
-        )
+        usage.update(output.quant.indices)
     if not images:
         raise ValueError("no validation batches to evaluate")
     return {
         "val_recon": l1 / pixels,
         "val_mse": mse / pixels,
         "val_psnr": psnr / images,
-        "codebook_usage": float((counts > 0).float().mean()),
+        "codebook_usage": float(usage.compute()["usage"]),
     }
 
 

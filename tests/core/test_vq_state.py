@@ -118,3 +118,41 @@ def test_cvq_contrastive_loss_hand_computed():
     logits = torch.tensor([0.75, 0.0, -1.0])
     expected = -torch.log_softmax(logits, 0)[0]
     torch.testing.assert_close(loss, expected)
+
+
+def test_ema_commitment_is_weighted_by_beta_even_with_legacy(monkeypatch, caplog):
+    """EMA has no codebook term: the commitment term gets β = commitment_weight whatever ``legacy`` says."""
+    import logging
+
+    from lgvq_core.quantizers import vq as vq_module
+
+    monkeypatch.setattr(vq_module, "_logged_ema_legacy", False)
+    z = _latent([[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]])
+    codes = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
+    # hand value: assigned codes [0,0], [0,0], [10,10] → squared errors 1, 1, 2 over 6 entries
+    expected = 0.25 * (1.0 + 1.0 + 2.0) / 6.0
+    with caplog.at_level(logging.INFO, logger=vq_module.__name__):
+        for legacy in (False, True, True):
+            q = VectorQuantizer(
+                2, 2, codebook_update="ema", codebook_weight=1.0, commitment_weight=0.25, legacy=legacy
+            )
+            q.codebook.data = codes.clone()
+            q.eval()
+            out = q(z)
+            assert set(out.losses) == {"commitment"}
+            torch.testing.assert_close(out.losses["commitment"], torch.tensor(expected))
+            assert q.commitment_term_weight == 0.25
+    notes = [r for r in caplog.records if "no effect with codebook_update='ema'" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.INFO  # logged once, not per instance
+
+
+def test_grad_legacy_still_swaps_the_weights():
+    z = _latent([[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]])
+    raw = (1.0 + 1.0 + 2.0) / 6.0
+    for legacy, (codebook, commitment) in ((False, (1.0, 0.25)), (True, (0.25, 1.0))):
+        q = VectorQuantizer(2, 2, codebook_weight=1.0, commitment_weight=0.25, legacy=legacy)
+        q.codebook.data = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
+        q.eval()
+        out = q(z)
+        torch.testing.assert_close(out.losses["codebook"], torch.tensor(codebook * raw))
+        torch.testing.assert_close(out.losses["commitment"], torch.tensor(commitment * raw))

@@ -65,7 +65,7 @@ def test_vqct_tokens_are_adjective_noun_pairs(word_spec, images):
     tok.eval()
     tokens = tok.encode(images)
     adj, noun = tok.quantizer.split_pairs(tokens)
-    assert tok.codebook_size == len(word_spec.adjectives) * len(word_spec.nouns)
+    assert tok.codebook_size == len(word_spec.adjectives) ** tok.quantizer.topk * len(word_spec.nouns)
     assert int(adj.max()) < len(word_spec.adjectives) and int(noun.max()) < len(word_spec.nouns)
     assert tok.codebook.shape == (len(word_spec.adjectives) + len(word_spec.nouns), 8)
     assert tok.embed_dim == 16  # adjective half + noun half

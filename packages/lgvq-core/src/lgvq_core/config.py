@@ -137,9 +137,9 @@ class VQCTConfig(_StrictConfig):
     """VQCT codebook transfer (BASELINES §4). The sizes are filled from a ``WordCodebookSpec`` by
     ``builders.vqct``.
 
-    ``topk`` adjectives are averaged during training; tokens (``encode``/``decode``) and eval-mode
-    quantization use the
-    single nearest adjective (k = 1), so a token is an (adjective, noun) pair and decoding tokens is exact.
+    ``topk`` nearest adjective codes are averaged per position in training, in eval mode and in tokens alike
+    (as the official forward); a token packs the k adjective ids (nearest first) and the noun id into one
+    int64 (``num_tokens = A^k·N``, see ``lgvq_core.quantizers.vqct``), so decoding tokens is exact.
     """
 
     num_adjectives: int = 0
@@ -164,16 +164,14 @@ class VQCTConfig(_StrictConfig):
 class QuantizerConfig(_StrictConfig):
     """Vector quantizer settings shared by ``vq``, ``cvq`` and ``vqct``.
 
-    Loss placement: the codebook term is ``‖sg[z] − e‖²`` (moves codes), the commitment term ``‖z − sg[e]‖²``
-    (moves
-    the encoder). By default they get ``codebook_weight`` and ``commitment_weight`` respectively (VQ-VAE).
-    With
-    ``legacy=True`` the two weights are swapped exactly as taming's ``VectorQuantizer2(legacy=True)`` does,
-    i.e. the
-    "β" (``commitment_weight``) lands on the codebook term (BASELINES §2.3); LG-VQ/VQCT official numbers use
-    it.
+    Loss placement: the codebook term is ``‖sg[z] − e‖²`` (moves codes), the commitment term
+    ``‖z − sg[e]‖²`` (moves the encoder). By default they get ``codebook_weight`` and ``commitment_weight``
+    respectively (VQ-VAE, CVQ). With ``legacy=True`` the two weights are swapped exactly as taming's
+    ``VectorQuantizer2(legacy=True)`` does, i.e. the "β" (``commitment_weight``) lands on the codebook term
+    (BASELINES §2.3; VQ-GAN and VQCT official code). ``builders.default_config(base)`` sets each base's
+    official placement (``builders.official_legacy``); this class's own default is False.
     ``codebook_update="ema"`` replaces the codebook term by an EMA update (γ = ``ema_decay``, Laplace ε =
-    ``ema_eps``).
+    ``ema_eps``); the commitment term then always gets ``commitment_weight`` and ``legacy`` has no effect.
     """
 
     kind: Literal["vq", "cvq", "vqct"] = "vq"

@@ -4,15 +4,21 @@
 Each builder takes keyword-only sub-configs (defaults: the f16 taming setting of BASELINES §6) or a whole
 ``TokenizerConfig``. Defaults per base:
 
-| base  | quantizer | reconstruction | perceptual | GAN |
-|-------|-----------|----------------|------------|-----|
-| vqvae | vq        | L1 + L2        | none       | none |
-| vqgan | vq        | L1             | EffLite0 (LPIPS stand-in) | PatchGAN hinge, start 10k, ×0.8 adaptive |
-| cvq   | cvq       | as vqgan       | as vqgan   | as vqgan |
-| vqct  | vqct      | as vqgan       | as vqgan   | as vqgan |
+| base  | quantizer | β on (``legacy``)  | reconstruction | perceptual | GAN |
+|-------|-----------|--------------------|----------------|------------|-----|
+| vqvae | vq        | commitment (False) | L1 + L2        | none       | none |
+| vqgan | vq        | codebook (True)    | L1             | EffLite0 (LPIPS stand-in) | PatchGAN hinge |
+| cvq   | cvq       | commitment (False) | as vqgan       | as vqgan   | as vqgan |
+| vqct  | vqct      | codebook (True)    | as vqgan       | as vqgan   | as vqgan |
 
-β placement defaults to the VQ-VAE ordering (codebook 1.0, commitment 0.25); pass
-``QuantizerConfig(legacy=True)`` to reproduce the official LG-VQ/VQCT (taming) numbers.
+(GAN: start 10k, ×0.8 adaptive weight.) β placement follows each base's own official code
+(``official_legacy(base)``): VQ-VAE paper, taming ``VectorQuantizer2`` default, official CVQ, official VQCT.
+With β = ``commitment_weight`` = 0.25 and ``codebook_weight`` = 1, ``legacy=True`` gives
+``‖sg[e] − z‖² + 0.25·‖e − sg[z]‖²`` (taming; VQCT per branch) and ``legacy=False`` gives
+``0.25·‖sg[e] − z‖² + ‖e − sg[z]‖²`` (VQ-VAE, CVQ). With ``codebook_update="ema"`` there is no codebook
+term and ``legacy`` has no effect. A ``quantizer=`` passed to a builder is used as given (its ``legacy``
+field wins); a config merged over ``default_config(base)`` keeps the base's placement unless it sets
+``legacy`` itself.
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ from lgvq_core.models.discriminator import PatchDiscriminator
 from lgvq_core.models.encoder import Encoder
 from lgvq_core.models.tokenizer import VQTokenizer
 
-__all__ = ["vqvae", "vqgan", "cvq", "vqct", "build", "build_discriminator", "default_config", "BUILDERS"]
+__all__ = [
+    "vqvae",
+    "vqgan",
+    "cvq",
+    "vqct",
+    "build",
+    "build_discriminator",
+    "default_config",
+    "official_legacy",
+    "BUILDERS",
+]
 
 _GAN_LOSS = LossConfig()
 _VQVAE_LOSS = LossConfig(
@@ -40,17 +56,35 @@ _VQVAE_LOSS = LossConfig(
 )
 
 
+# β placement of each base's official code: True = taming legacy (β on the codebook term).
+_OFFICIAL_LEGACY = {"vqvae": False, "vqgan": True, "cvq": False, "vqct": True}
+
+
+def official_legacy(base: str) -> bool:
+    """``QuantizerConfig.legacy`` of ``base``'s official code (see the module table).
+
+    vqgan: taming ``VectorQuantizer2`` default (True); vqct: official VQCT, taming form per branch (True);
+    vqvae: VQ-VAE paper, β on commitment (False); cvq: official CVQ, β on commitment (False).
+    """
+    try:
+        return _OFFICIAL_LEGACY[base]
+    except KeyError:
+        raise ValueError(f"unknown base {base!r}; expected one of {sorted(_OFFICIAL_LEGACY)}") from None
+
+
 def default_config(base: str) -> TokenizerConfig:
     """The default ``TokenizerConfig`` of a base (see the module table)."""
     if base == "vqvae":
-        return TokenizerConfig(base="vqvae", quantizer=QuantizerConfig(kind="vq"), loss=_VQVAE_LOSS)
-    if base == "vqgan":
-        return TokenizerConfig(base="vqgan", quantizer=QuantizerConfig(kind="vq"), loss=_GAN_LOSS)
-    if base == "cvq":
-        return TokenizerConfig(base="cvq", quantizer=QuantizerConfig(kind="cvq"), loss=_GAN_LOSS)
-    if base == "vqct":
-        return TokenizerConfig(base="vqct", quantizer=QuantizerConfig(kind="vqct"), loss=_GAN_LOSS)
-    raise ValueError(f"unknown base {base!r}; expected one of {sorted(BUILDERS)}")
+        quantizer, loss = QuantizerConfig(kind="vq", legacy=official_legacy(base)), _VQVAE_LOSS
+    elif base == "vqgan":
+        quantizer, loss = QuantizerConfig(kind="vq", legacy=official_legacy(base)), _GAN_LOSS
+    elif base == "cvq":
+        quantizer, loss = QuantizerConfig(kind="cvq", legacy=official_legacy(base)), _GAN_LOSS
+    elif base == "vqct":
+        quantizer, loss = QuantizerConfig(kind="vqct", legacy=official_legacy(base)), _GAN_LOSS
+    else:
+        raise ValueError(f"unknown base {base!r}; expected one of {sorted(BUILDERS)}")
+    return TokenizerConfig(base=base, quantizer=quantizer, loss=loss)
 
 
 def _resolve(

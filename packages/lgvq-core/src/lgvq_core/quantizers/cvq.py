@@ -9,7 +9,9 @@ so practically unused codes are pulled onto data while used codes are left to th
 detached features (``l2``: −‖z − e‖², ``cos``: cosine). The optional contrastive term (τ = 0.07) treats, per
 code,
 the mean of its ⌊N/K⌋ most similar features as the positive and its ⌊N/2⌋ least similar as negatives.
-Loss placement as in the official code (VQ-VAE ordering): codebook 1.0, commitment 0.25.
+Loss placement as in the official code (VQ-VAE ordering, ``legacy=False``, the ``cvq`` default of
+``builders.default_config``): ``0.25·‖sg[z_q] − z‖² + ‖z_q − sg[z]‖²``, i.e. codebook 1.0, commitment
+β = 0.25.
 Under ``torch.distributed`` the usage statistics are all-reduced and the anchors are chosen on rank 0 and
 broadcast.
 """
@@ -78,6 +80,7 @@ class ClusteredVectorQuantizer(nn.Module):
             raise ValueError(f"anchor must be 'closest', 'random' or 'probrandom', got {anchor!r}")
         self.codebook_size = codebook_size
         self.embed_dim = embed_dim
+        self.legacy = legacy
         if legacy:
             self.codebook_term_weight, self.commitment_term_weight = commitment_weight, codebook_weight
         else:

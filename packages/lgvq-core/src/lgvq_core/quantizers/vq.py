@@ -7,7 +7,10 @@ broadcast, so the codebook stays bit-identical on every rank.
 Loss terms (BASELINES §1.1, §2.3), both means over all positions and channels:
     codebook   = ‖sg[z] − e‖²   (moves the codes; absent with EMA updates)
     commitment = ‖z − sg[e]‖²   (moves the encoder)
-weighted ``codebook_weight`` / ``commitment_weight``; ``legacy=True`` swaps the two weights like taming.
+weighted ``codebook_weight`` / ``commitment_weight``; ``legacy=True`` swaps the two weights like taming (β =
+``commitment_weight`` then lands on the codebook term). With ``codebook_update="ema"`` there is no codebook
+term, so the commitment term is always weighted by β = ``commitment_weight`` and ``legacy`` has no effect
+(as in taming's ``EMAVectorQuantizer``: ``β·MSE(sg[z_q], z)``); this is logged once at INFO level.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from lgvq_core.quantizers.search import nearest_code
 __all__ = ["VectorQuantizer", "kmeans", "to_rows", "from_rows"]
 
 logger = logging.getLogger(__name__)
+
+_logged_ema_legacy = False  # "legacy has no effect under EMA" is logged once per process
 
 
 def to_rows(z: Tensor) -> Tensor:
@@ -88,6 +93,16 @@ def _kmeans_plus_plus(x: Tensor, k: int, generator=None) -> Tensor:
     return torch.stack(centres).clone()
 
 
+def _log_ema_legacy_once() -> None:
+    global _logged_ema_legacy
+    if not _logged_ema_legacy:
+        _logged_ema_legacy = True
+        logger.info(
+            "quantizer legacy=True has no effect with codebook_update='ema' (no codebook term): the "
+            "commitment term is weighted by commitment_weight (β)"
+        )
+
+
 class VectorQuantizer(nn.Module):
     """Nearest-neighbour quantizer over a K×D codebook with a straight-through estimator.
 
@@ -97,7 +112,8 @@ class VectorQuantizer(nn.Module):
         codebook_update: ``"grad"`` (codebook term + optimizer) or ``"ema"`` (EMA of assigned vectors, no
         codebook
             term; the codebook parameter is then frozen for the optimizer).
-        codebook_weight, commitment_weight, legacy: see the module docstring.
+        codebook_weight, commitment_weight, legacy: see the module docstring (``legacy`` is ignored with
+            ``codebook_update="ema"``: the commitment term then always gets ``commitment_weight``).
         l2_normalize: quantize l2-normalised latents against l2-normalised codes (cosine assignment).
         kmeans_init: on the first training batch, set the codes by k-means (rank 0, broadcast); the
         ``initialized``
@@ -136,8 +152,12 @@ class VectorQuantizer(nn.Module):
         self.codebook_update = codebook_update
         self.legacy = legacy
         # Effective weights of (codebook term, commitment term); legacy puts "β" on the codebook term like
-        # taming.
-        if legacy:
+        # taming. With EMA there is no codebook term: the commitment term always gets β.
+        if codebook_update == "ema":
+            self.codebook_term_weight, self.commitment_term_weight = 0.0, commitment_weight
+            if legacy:
+                _log_ema_legacy_once()
+        elif legacy:
             self.codebook_term_weight, self.commitment_term_weight = commitment_weight, codebook_weight
         else:
             self.codebook_term_weight, self.commitment_term_weight = codebook_weight, commitment_weight

@@ -2,21 +2,32 @@
 
 Codes C = Â·dropout(ReLU(Â·X·W1 + b1))·W2 + b2 over the graph of adjectives + nouns (symmetric co-occurrence
 counts, self-loops, Â = D̃^−½(A + I)D̃^−½), recomputed from the frozen word vectors X at every forward; only
-the GCN
-weights train. The latent has 2·d channels: the first d are quantized against the adjective codes, the last d
-against
-the noun codes, each with its own straight-through estimator and taming-style loss pair (summed over
-branches).
+the GCN weights train. The latent has 2·d channels: the first d are quantized against the adjective codes,
+the last d against the noun codes, each with its own straight-through estimator.
 
-Tokens and k: during training the adjective half uses the mean of its ``topk`` nearest adjective codes (VQCT:
-k = 2).
-A token is an (adjective, noun) pair, so ``assign``/``embed`` and eval-mode quantization use k = 1 (the
-nearest
-adjective): decoding tokens then reproduces eval-mode reconstructions exactly. The pair is packed into one
-int64
-index ``adjective * num_nouns + noun`` (``num_tokens = A·N``); ``split_pairs`` unpacks it for second-stage
-models with
-separate adjective/noun heads (VQCT's GPT). ``usage`` counts are over the A + N word codes (adjectives first).
+Loss (BASELINES §4.5): per branch a codebook term ``‖q − sg[z]‖²`` and a commitment term ``‖sg[q] − z‖²``
+(means), summed over the two branches. With ``legacy=True`` (the ``vqct`` default of
+``builders.default_config``) the weights are swapped like taming, giving exactly the official
+``mean((sg[q]−z)²) + 0.25·mean((q − sg[z])²)`` per branch (commitment ``codebook_weight`` = 1, codebook β =
+``commitment_weight`` = 0.25).
+
+Top-k, in every mode: the adjective half uses the mean of its ``topk`` nearest adjective codes (VQCT: k = 2)
+in training, in eval mode, in ``assign`` (``encode``) and in ``embed`` (``decode``), as the official
+``forward`` does (it has no eval branch). A token therefore carries all k adjective ids (nearest first) and
+the noun id, packed into one int64 in mixed radix (A adjectives, N nouns)::
+
+    token = ((a_1·A + a_2)·A + … + a_k)·N + noun        num_tokens = A^k·N
+
+(``pack_tokens`` / ``unpack_tokens``; ``split_tokens`` gives ``(adjectives …×k, nouns)``). For k = 1 this is
+the (adjective, noun) pair index ``a·N + noun``. Decoding a token reproduces the top-k mean, so eval-mode
+reconstructions equal ``decode(encode(x))`` (the official ``get_codebook_entry`` decodes one adjective only
+and does not). ``split_pairs`` gives the (nearest adjective, noun) pair for second-stage models with
+separate adjective/noun heads (VQCT's GPT); ``embed_words`` embeds any number of adjective ids per position
+(e.g. one).
+
+``usage`` counts are over the A + N word codes (adjectives first); each of the k adjective selections of a
+position is counted, so a position adds k + 1 counts. ``lgvq_core.metrics.codebook.codebook_usage_for``
+reports usage per sub-codebook and over the word codes.
 """
 
 from __future__ import annotations
@@ -33,7 +44,43 @@ from lgvq_core.quantizers.search import nearest_code, topk_codes
 from lgvq_core.quantizers.vq import from_rows, to_rows
 from lgvq_core.quantizers.vqct_vocabulary import WordCodebookSpec
 
-__all__ = ["VQCTQuantizer", "normalized_adjacency"]
+__all__ = ["VQCTQuantizer", "normalized_adjacency", "pack_tokens", "unpack_tokens", "num_word_tokens"]
+
+_INT64_MAX = 2**63 - 1
+
+
+def num_word_tokens(num_adjectives: int, num_nouns: int, topk: int) -> int:
+    """Size A^k·N of the packed token vocabulary."""
+    return num_adjectives**topk * num_nouns
+
+
+def pack_tokens(adjectives: Tensor, nouns: Tensor, num_adjectives: int, num_nouns: int) -> Tensor:
+    """Adjective ids ``…×k`` (nearest first) and noun ids ``…`` → tokens ``…`` (see the module docstring)."""
+    if adjectives.shape[:-1] != nouns.shape:
+        raise ValueError(f"adjectives {tuple(adjectives.shape)} must be nouns {tuple(nouns.shape)} × k")
+    token = adjectives[..., 0]
+    for j in range(1, adjectives.shape[-1]):
+        token = token * num_adjectives + adjectives[..., j]
+    return token * num_nouns + nouns
+
+
+def unpack_tokens(tokens: Tensor, num_adjectives: int, num_nouns: int, topk: int) -> tuple[Tensor, Tensor]:
+    """Tokens ``…`` → (adjective ids ``…×topk`` nearest first, noun ids ``…``); inverse of ``pack_tokens``."""
+    nouns = tokens % num_nouns
+    rest = tokens // num_nouns
+    adjectives = []
+    for _ in range(topk):
+        adjectives.append(rest % num_adjectives)
+        rest = rest // num_adjectives
+    return torch.stack(adjectives[::-1], dim=-1), nouns
+
+
+def _mean_of_codes(codes: Tensor, idx: Tensor) -> Tensor:
+    """M×j ids → M×d mean of their codes, summed in id order (bit-identical in forward and embed)."""
+    out = codes[idx[:, 0]]
+    for j in range(1, idx.shape[1]):
+        out = out + codes[idx[:, j]]
+    return out / idx.shape[1] if idx.shape[1] > 1 else out
 
 
 def normalized_adjacency(
@@ -63,7 +110,7 @@ class VQCTQuantizer(nn.Module):
         num_adjectives, num_nouns, word_dim, num_edges: vocabulary sizes (buffers are created with these
         shapes).
         embed_dim: d, the width of each code; the latent has 2·d channels.
-        topk: adjectives averaged during training.
+        topk: nearest adjective codes averaged per position (training, eval, tokens alike).
         gcn_hidden, gcn_dropout: GCN hidden width and dropout between the layers.
         spec: the ``WordCodebookSpec`` to fill the buffers from (None: zeros, to be loaded from a state dict).
         vocabulary: {"adjectives": [...], "nouns": [...]} when no spec is given (saved in config.json).
@@ -95,10 +142,15 @@ class VQCTQuantizer(nn.Module):
             )
         if topk > num_adjectives:
             raise ValueError(f"topk={topk} exceeds the {num_adjectives} adjectives")
+        if num_word_tokens(num_adjectives, num_nouns, topk) > _INT64_MAX:
+            raise ValueError(
+                f"{num_adjectives}^{topk}·{num_nouns} packed tokens do not fit in int64; lower topk"
+            )
         self.num_adjectives, self.num_nouns = num_adjectives, num_nouns
         self.embed_dim = embed_dim
         self.topk = topk
         self.search_chunk_size = search_chunk_size
+        self.legacy = legacy
         if legacy:
             self.codebook_term_weight, self.commitment_term_weight = commitment_weight, codebook_weight
         else:
@@ -156,8 +208,8 @@ class VQCTQuantizer(nn.Module):
 
     @property
     def num_tokens(self) -> int:
-        """Number of (adjective, noun) pair tokens, A·N."""
-        return self.num_adjectives * self.num_nouns
+        """Size of the packed token vocabulary, A^topk·N (A·N for topk = 1)."""
+        return num_word_tokens(self.num_adjectives, self.num_nouns, self.topk)
 
     def _propagate(self, x: Tensor) -> Tensor:
         src, dst, value, self_value = normalized_adjacency(self.edge_index, self.edge_weight, x.shape[0])
@@ -173,34 +225,71 @@ class VQCTQuantizer(nn.Module):
                 h = self.dropout(h)
             return self._propagate(self.gcn2(h))
 
+    def split_tokens(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens → (adjective ids ``…×topk``, nearest first; noun ids shaped like ``indices``)."""
+        return unpack_tokens(indices, self.num_adjectives, self.num_nouns, self.topk)
+
+    def pack_tokens(self, adjectives: Tensor, nouns: Tensor) -> Tensor:
+        """(adjective ids ``…×topk`` nearest first, noun ids ``…``) → tokens ``…``."""
+        if adjectives.shape[-1] != self.topk:
+            raise ValueError(f"expected {self.topk} adjective ids per position, got {adjectives.shape[-1]}")
+        return pack_tokens(adjectives, nouns, self.num_adjectives, self.num_nouns)
+
     def split_pairs(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        """Pair tokens → (adjective index, noun index), each shaped like ``indices``."""
-        return indices // self.num_nouns, indices % self.num_nouns
+        """Tokens → (nearest adjective id, noun id), each shaped like ``indices`` (second-stage models)."""
+        adjectives, nouns = self.split_tokens(indices)
+        return adjectives[..., 0], nouns
+
+    def embed_words(self, adjectives: Tensor, nouns: Tensor) -> Tensor:
+        """Word ids → B×2d×h×w: mean of the adjective codes ``adjectives`` (B×h×w×j, any j ≥ 1, or B×h×w for
+        one) concatenated with the noun codes ``nouns`` (B×h×w)."""
+        if adjectives.ndim == nouns.ndim:
+            adjectives = adjectives.unsqueeze(-1)
+        if nouns.ndim != 3 or adjectives.shape[:-1] != nouns.shape:
+            raise ValueError(
+                "expected nouns B×h×w and adjectives B×h×w×j, "
+                f"got {tuple(nouns.shape)} and {tuple(adjectives.shape)}"
+            )
+        for name, ids, size in (
+            ("adjective", adjectives, self.num_adjectives),
+            ("noun", nouns, self.num_nouns),
+        ):
+            if ids.dtype != torch.long:
+                raise ValueError(f"{name} ids must be int64, got {ids.dtype}")
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+                raise ValueError(f"{name} ids out of range [0, {size})")
+        codes = self.get_codebook()
+        b, h, w = nouns.shape
+        q_adj = _mean_of_codes(codes[: self.num_adjectives], adjectives.reshape(-1, adjectives.shape[-1]))
+        q_noun = codes[self.num_adjectives :][nouns.reshape(-1)]
+        return from_rows(torch.cat([q_adj, q_noun], dim=1), b, h, w)
 
     def embed(self, indices: Tensor) -> Tensor:
-        """Pair tokens B×h×w → B×2d×h×w (adjective code, noun code)."""
+        """Tokens B×h×w → B×2d×h×w (mean of the k adjective codes, noun code), as quantized in ``forward``."""
         if indices.dtype != torch.long or indices.ndim != 3:
             raise ValueError(f"expected int64 indices B×h×w, got {indices.dtype} {tuple(indices.shape)}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_tokens):
             raise ValueError(f"indices out of range [0, {self.num_tokens})")
-        codes = self.get_codebook()
-        adj, noun = self.split_pairs(indices)
-        out = torch.cat([codes[: self.num_adjectives][adj], codes[self.num_adjectives :][noun]], dim=-1)
-        return out.permute(0, 3, 1, 2).contiguous()
+        return self.embed_words(*self.split_tokens(indices))
 
     @torch.no_grad()
     def assign(self, z: Tensor) -> Tensor:
-        """Pair tokens B×h×w for latents B×2d×h×w (nearest adjective, nearest noun), no state change."""
+        """Tokens B×h×w for latents B×2d×h×w (top-k adjectives, nearest noun), no state change."""
+        if z.ndim != 4 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected latents B×{self.latent_dim}×h×w, got shape {tuple(z.shape)}")
         b, _, h, w = z.shape
-        codes = self.get_codebook()
-        d = self.embed_dim
-        z32 = z.float()
-        adj = nearest_code(to_rows(z32[:, :d]), codes[: self.num_adjectives], self.search_chunk_size)
-        noun = nearest_code(to_rows(z32[:, d:]), codes[self.num_adjectives :], self.search_chunk_size)
-        return (adj * self.num_nouns + noun).view(b, h, w)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            codes = self.get_codebook()
+            d = self.embed_dim
+            z32 = z.float()
+            adj = topk_codes(
+                to_rows(z32[:, :d]), codes[: self.num_adjectives], self.topk, self.search_chunk_size
+            )
+            noun = nearest_code(to_rows(z32[:, d:]), codes[self.num_adjectives :], self.search_chunk_size)
+            return self.pack_tokens(adj, noun).view(b, h, w)
 
     def forward(self, z: Tensor) -> QuantizerOutput:
-        """z: B×2d×h×w → QuantizerOutput with pair tokens and A+N usage counts."""
+        """z: B×2d×h×w → QuantizerOutput with packed tokens and A+N usage counts (top-k in every mode)."""
         if z.ndim != 4 or z.shape[1] != self.latent_dim:
             raise ValueError(f"expected latents B×{self.latent_dim}×h×w, got shape {tuple(z.shape)}")
         b, _, h, w = z.shape
@@ -210,10 +299,11 @@ class VQCTQuantizer(nn.Module):
             codes = self.get_codebook(deterministic=False)
             adj_codes, noun_codes = codes[: self.num_adjectives], codes[self.num_adjectives :]
             rows_adj, rows_noun = to_rows(z32[:, :d]), to_rows(z32[:, d:])
-            k = self.topk if self.training else 1
-            adj_idx = topk_codes(rows_adj.detach(), adj_codes.detach(), k, self.search_chunk_size)  # N×k
+            adj_idx = topk_codes(
+                rows_adj.detach(), adj_codes.detach(), self.topk, self.search_chunk_size
+            )  # N×k
             noun_idx = nearest_code(rows_noun.detach(), noun_codes.detach(), self.search_chunk_size)
-            q_adj = from_rows(adj_codes[adj_idx].mean(dim=1), b, h, w)
+            q_adj = from_rows(_mean_of_codes(adj_codes, adj_idx), b, h, w)
             q_noun = from_rows(noun_codes[noun_idx], b, h, w)
             z_adj, z_noun = z32[:, :d], z32[:, d:]
             losses = {
@@ -224,16 +314,15 @@ class VQCTQuantizer(nn.Module):
             }
             codes_out = torch.cat([q_adj, q_noun], dim=1)
             quantized = codes_out.detach() + (z32 - z32.detach())
-            nearest_adj = adj_idx[:, 0]
             usage = torch.cat(
                 [
-                    torch.bincount(nearest_adj, minlength=self.num_adjectives),
+                    torch.bincount(adj_idx.reshape(-1), minlength=self.num_adjectives),
                     torch.bincount(noun_idx, minlength=self.num_nouns),
                 ]
             ).float()
         return QuantizerOutput(
             quantized=quantized.to(z.dtype),
-            indices=(nearest_adj * self.num_nouns + noun_idx).view(b, h, w),
+            indices=self.pack_tokens(adj_idx, noun_idx).view(b, h, w),
             losses=losses,
             usage=usage,
             codes=codes_out,
