@@ -1,8 +1,8 @@
 """Stage ``report``: every (base, LG, seed) run of ``runs`` aggregated over seeds — mean ± 95 % Student-t
 interval in the layout of the paper's Table 1, the LG diagnostics beside their controls (shuffled images,
-chance), the same-budget probe for every run, the paired base-vs-LG deltas with their intervals and a sentence
-each on whether they are distinguishable from zero, the protocol, links to the figures, the training curves and
-the paper's own numbers for reference.
+chance), the same-budget probe for every run, the paired base-vs-LG deltas with their intervals and a
+sentence each on whether they are distinguishable from zero, the protocol, links to the figures, the training
+curves and the paper's own numbers for reference.
 
 ``python -m pipelines.report --eval reports/eval --train reports/train --out reports``. Reads each per-run
 eval JSON (``pipelines.evaluate``) and each train metrics JSON + curve CSV (``pipelines.train``; a curve is
@@ -490,11 +490,12 @@ def protocol_lines(runs: dict[Key, Run]) -> list[str]:
     rows = splits.get("rows") or {}
     seeds = sorted({seed for (_, _, seed), r in runs.items() if r.eval})
     lines = [
-        f"- Seeds {', '.join(map(str, seeds))}: each seed sets the initial weights, data order and every random "
-        "draw of a run; base and +LG runs of the same seed are paired. Intervals are two-sided 95 % Student-t "
-        "intervals over seeds (mean ± half-width); one seed gives no interval.",
-        f"- Splits: train {rows.get('train', DASH)} / val {rows.get('val', DASH)} / test {rows.get('test', DASH)} "
-        f"images; val {splits.get('val', DASH)}. Loss weights are tuned on val; every number here is on "
+        f"- Seeds {', '.join(map(str, seeds))}: each seed sets the initial weights, data order and every "
+        "random draw of a run; base and +LG runs of the same seed are paired. Intervals are two-sided 95 % "
+        "Student-t intervals over seeds (mean ± half-width); one seed gives no interval.",
+        f"- Splits: train {rows.get('train', DASH)} / val {rows.get('val', DASH)} / test "
+        f"{rows.get('test', DASH)} images; val {splits.get('val', DASH)}. Loss weights are tuned on val; "
+        "every number here is on "
         f"**{first.get('split')}** ({first.get('images')} images, {first.get('image_size')} px: "
         f"{first.get('resize')}; {first.get('captions')}).",
         f"- PSNR/SSIM: {first.get('psnr_ssim')}.",
@@ -505,10 +506,12 @@ def protocol_lines(runs: dict[Key, Run]) -> list[str]:
         "compare it with published FIDs.",
         f"- Codebook: {first.get('codebook')}.",
         f"- Masked-word recall control: {first.get('recall_control', DASH)}. Content words are the colour, "
-        "shape, position, count, size and pattern words of the synthetic captions; the rest are template words.",
+        "shape, position, count, size and pattern words of the synthetic captions; the rest are template "
+        "words.",
         f"- Probe (every run, with and without LG): {first.get('probe') or DASH}.",
-        f"- Retrieval chance: the exact top-1 hit rate of a random ranking (identical caption texts counted).",
-        f"- LG diagnostics text encoder: {text.get('name', DASH)} (context {text.get('context_length', DASH)}).",
+        "- Retrieval chance: the exact top-1 hit rate of a random ranking (identical caption texts counted).",
+        f"- LG diagnostics text encoder: {text.get('name', DASH)} "
+        f"(context {text.get('context_length', DASH)}).",
         f"- Libraries: {versions}; device {first.get('device')}, {first.get('threads')} threads.",
     ]
     for r in evaluated[1:]:

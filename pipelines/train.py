@@ -1,8 +1,9 @@
 """Stage ``train``: one tokenizer (a base, with or without language guidance) trained under Ray Train.
 
 ``python -m pipelines.train --base vqgan --lg on --seed 0 --shards data/shards --out models/vqgan-on-s0
---metrics M.json --curve C.csv [--weights tune/best_loss_weights.yaml]``. Ray starts locally unless ``ray.address`` or
-``RAY_ADDRESS`` names a cluster. The exported model (``base/`` + LG heads) is the DVC output.
+--metrics M.json --curve C.csv [--weights tune/best_loss_weights.yaml]``. Ray starts locally unless
+``ray.address`` or ``RAY_ADDRESS`` names a cluster. The exported model (``base/`` + LG heads) is the DVC
+output.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--curve", type=Path, required=True)
     p.add_argument("--weights", type=Path, default=None, help="best_loss_weights.yaml from the tune stage")
-    p.add_argument("--seed", type=int, default=0, help="run seed (the pipeline runs every seed of runs.seeds)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (the pipeline runs each of runs.seeds)")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     from pipelines.ray_train import run

@@ -74,4 +74,3 @@ def make_tokenizer(kind: str, spec: WordCodebookSpec | None = None, **quantizer_
         q = QuantizerConfig(kind="vqct", codebook_size=32, embed_dim=8, **quantizer_overrides)
         return builders.vqct(spec=spec, encoder=TINY_ENCODER, quantizer=q, loss=NO_PERCEPTUAL_GAN)
     raise ValueError(kind)
-
