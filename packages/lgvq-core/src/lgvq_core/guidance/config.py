@@ -15,6 +15,11 @@ Three independent switches, each of which can be ablated on its own:
 * ``ras_reduction``: ``"all"`` (official: L_ras averaged over all L×L slots, padding in the denominator) or
   ``"valid"`` (over real word pairs only).
 
+``prediction_vocabulary`` (not part of the bundle): ``"full"`` scores every token of the text encoder's
+vocabulary in the masked-token head (official; 30,522 for MiniLM, 49,408 for CLIP), ``"captions"`` only
+the tokens that occur in the training captions (set with ``LanguageGuided.set_prediction_vocabulary``);
+recall is then measured among those candidates (a target outside them counts as a miss).
+
 ``mode`` is the bundle: ``paper`` = (encoder_output, one_way_unit_temperature, all), reproducing the official
 functions exactly for a causal encoder; ``fixed`` = (encoder_input, symmetric_learned_temperature, valid).
 A switch left ``None`` takes the mode's value; an explicit value overrides it.
@@ -36,6 +41,7 @@ MODES: tuple[str, ...] = ("paper", "fixed")
 Masking = Literal["encoder_input", "encoder_output"]
 InfoNCE = Literal["one_way_unit_temperature", "symmetric_learned_temperature"]
 RasReduction = Literal["all", "valid"]
+PredictionVocabulary = Literal["full", "captions"]
 MODE_SWITCHES: dict[str, dict[str, str]] = {
     "paper": {"masking": "encoder_output", "infonce": "one_way_unit_temperature", "ras_reduction": "all"},
     "fixed": {
@@ -86,6 +92,7 @@ class GuidanceConfig(_StrictConfig):
         mode: ``"paper"`` or ``"fixed"``: the default of the three switches below (module docstring).
         masking, infonce, ras_reduction: the switches; ``None`` = the mode's value (filled in on creation).
         allow_leaky_masking: accept ``masking="encoder_output"`` with a bidirectional text encoder.
+        prediction_vocabulary: ``"full"`` or ``"captions"`` (module docstring).
         weights: alpha/beta/gamma.
         context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
         visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
@@ -106,6 +113,7 @@ class GuidanceConfig(_StrictConfig):
     infonce: InfoNCE | None = None
     ras_reduction: RasReduction | None = None
     allow_leaky_masking: bool = False
+    prediction_vocabulary: PredictionVocabulary = "full"
     context_length: int = 30
     visual_width: int | None = None
     visual_layers: int = 2
@@ -130,6 +138,10 @@ class GuidanceConfig(_StrictConfig):
                 object.__setattr__(self, name, MODE_SWITCHES[self.mode][name])
             elif value not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed} (or null for the mode's), got {value!r}")
+        if self.prediction_vocabulary not in ("full", "captions"):
+            raise ConfigError(
+                f"prediction_vocabulary must be 'full' or 'captions', got {self.prediction_vocabulary!r}"
+            )
         if not isinstance(self.weights, AlignmentWeights):
             raise ConfigError(f"weights must be AlignmentWeights, got {type(self.weights).__name__}")
         if self.context_length < 3:

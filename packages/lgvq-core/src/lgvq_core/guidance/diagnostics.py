@@ -127,7 +127,7 @@ def masked_word_recall(
         )
         out = model.alignment_losses(quantized, batch["captions"], masked=masked)
         targets = out.text.token_ids[out.masked]
-        hits = (out.logits.argmax(dim=-1) == targets).cpu().tolist()
+        hits = (out.predicted_token_ids() == targets).cpu().tolist()
         classes = ["all"] * len(hits)
         groups: list[list[str]] = [classes]
         if lookup:
@@ -223,12 +223,14 @@ def fit_probe(
     steps: int,
     config: GuidanceConfig | None = None,
     lr: float = 1e-3,
+    vocabulary: Iterable[str] | None = None,
 ) -> LanguageGuided:
     """Fresh LG heads trained on a *frozen* base, so any tokenizer — with or without LG — can be scored by the
     LG diagnostics under the same probe budget (``steps`` × the batches' size).
 
     Only the heads are optimised (loss = Lgsa + Lmtp + Lras, unweighted); the base's weights and codebook are
-    not touched. ``config`` defaults to leak-free ``fixed`` mode.
+    not touched. ``config`` defaults to leak-free ``fixed`` mode. With ``prediction_vocabulary="captions"``
+    the head scores the tokens of ``vocabulary`` (default: the captions of ``batches``).
     """
     config = config or GuidanceConfig(mode="fixed", context_length=text_encoder.context_length)
     model = LanguageGuided(base, text_encoder, config)
@@ -242,6 +244,10 @@ def fit_probe(
     data = list(batches)
     if not data:
         raise ValueError("fit_probe needs at least one batch")
+    if config.prediction_vocabulary == "captions":
+        model.set_prediction_vocabulary(
+            vocabulary if vocabulary is not None else [c for b in data for c in b["captions"]]
+        )
     for step in range(steps):
         batch = data[step % len(data)]
         with torch.no_grad():

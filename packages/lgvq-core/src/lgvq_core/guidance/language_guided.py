@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,9 @@ class AlignmentOutput:
         visual: B×(1+N)×E visual-token outputs (index 0 = [CLS]).
         text: the unmasked text features (on the model's device).
         masked: B×L bool, the positions masked for L_mtp.
-        logits: M×V prediction logits of the masked positions (row order = ``masked.nonzero()``).
+        logits: M×V prediction logits of the masked positions (row order = ``masked.nonzero()``); M×C over
+            ``candidates`` with ``prediction_vocabulary="captions"``.
+        candidates: the C token ids the logit columns stand for, or ``None`` (all V).
     """
 
     lgsa: Tensor
@@ -63,6 +65,12 @@ class AlignmentOutput:
     text: TextFeatures
     masked: Tensor
     logits: Tensor
+    candidates: Tensor | None = None
+
+    def predicted_token_ids(self) -> Tensor:
+        """M token ids: the arg-max prediction at each masked position."""
+        best = self.logits.argmax(dim=-1)
+        return best if self.candidates is None else self.candidates[best]
 
 
 class LanguageGuided(nn.Module):
@@ -114,6 +122,8 @@ class LanguageGuided(nn.Module):
             dropout=config.decoder_dropout,
         )
         self.relation = CodeProjector(code_dim, text_dim)
+        self.register_buffer("vocabulary_ids", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("vocabulary_lookup", torch.zeros(0, dtype=torch.long), persistent=False)
         if config.learns_temperature:
             self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
         _check_beta_placement(base)
@@ -143,6 +153,51 @@ class LanguageGuided(nn.Module):
         super()._apply(fn, *args, **kwargs)
         self.text_encoder._apply(fn, *args, **kwargs)
         return self
+
+    # ------------------------------------------------------------------ prediction vocabulary
+
+    def set_prediction_vocabulary(self, captions: Iterable[str] | Tensor, chunk: int = 1024) -> int:
+        """Restrict the masked-token head to the tokens of ``captions`` (or to the given token ids); returns
+        how many. Only used with ``config.prediction_vocabulary == "captions"``; saved with the heads."""
+        if isinstance(captions, Tensor):
+            ids = captions.long().unique()
+        else:
+            found: set[int] = set()
+            texts = list(captions)
+            for start in range(0, len(texts), chunk):
+                token_ids, attention = self.text_encoder.tokenize(texts[start : start + chunk])
+                keep = attention & ~self.text_encoder.special_mask(token_ids)
+                found.update(token_ids[keep].tolist())
+            ids = torch.tensor(sorted(found), dtype=torch.long)
+        if ids.numel() == 0:
+            raise ValueError("the prediction vocabulary is empty (no captions or no real tokens)")
+        if int(ids.min()) < 0 or int(ids.max()) >= self.text_encoder.vocab_size:
+            raise ValueError(
+                f"token ids outside the text encoder's vocabulary of {self.text_encoder.vocab_size}"
+            )
+        device = self.semantic.head.bias.device
+        self.vocabulary_ids = ids.to(device)
+        self._refresh_lookup()
+        logger.info("masked-token head restricted to %d caption tokens", ids.numel())
+        return int(ids.numel())
+
+    def _refresh_lookup(self) -> None:
+        lookup = torch.full(
+            (self.text_encoder.vocab_size,), -1, dtype=torch.long, device=self.vocabulary_ids.device
+        )
+        lookup[self.vocabulary_ids] = torch.arange(self.vocabulary_ids.numel(), device=lookup.device)
+        self.vocabulary_lookup = lookup
+
+    def _candidates(self) -> Tensor | None:
+        if self.config.prediction_vocabulary == "full":
+            return None
+        if self.vocabulary_ids.numel() == 0:
+            raise RuntimeError(
+                "prediction_vocabulary='captions' needs set_prediction_vocabulary(training captions) first"
+            )
+        if self.vocabulary_lookup.numel() != self.text_encoder.vocab_size:
+            self._refresh_lookup()
+        return self.vocabulary_ids
 
     # ------------------------------------------------------------------ losses
 
@@ -205,16 +260,18 @@ class LanguageGuided(nn.Module):
         hidden = self.semantic(
             states[:, :length], masked[:, :length], text.attention_mask[:, :length], visual
         )
+        candidates = self._candidates()
         logits = self.semantic.head(
-            hidden[masked[:, :length]], self.text_encoder.input_embeddings().to(device)
+            hidden[masked[:, :length]], self.text_encoder.input_embeddings().to(device), candidates
         )
         targets = text.token_ids[masked]
-        lmtp = masked_token_loss(
-            logits,
-            targets,
-            torch.ones_like(targets, dtype=torch.bool),
-            label_smoothing=self.config.label_smoothing,
-        )
+        if candidates is None:
+            columns, scored = targets, torch.ones_like(targets, dtype=torch.bool)
+        else:  # targets outside the caption vocabulary are left out of the loss (and are misses in recall)
+            columns = self.vocabulary_lookup[targets]
+            scored = columns >= 0
+            columns = columns.clamp_min(0)
+        lmtp = masked_token_loss(logits, columns, scored, label_smoothing=self.config.label_smoothing)
         lras = relation_alignment_loss(
             text.token_states,
             visual[:, 1:],
@@ -222,7 +279,7 @@ class LanguageGuided(nn.Module):
             text.attention_mask,
             reduction=self.config.ras_reduction,
         )
-        return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits)
+        return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits, candidates)
 
     def training_losses(self, batch: dict, step: int, discriminator: nn.Module | None = None) -> StepLosses:
         """Base objective + alpha·Lgsa + beta·Lmtp + gamma·Lras; breakdown adds ``lgsa``, ``lmtp``,
@@ -285,10 +342,14 @@ class LanguageGuided(nn.Module):
             base_loader = VQTokenizer.from_pretrained
         model = cls(base_loader(directory / BASE_DIR), text_encoder, config)
         heads = load_file(str(directory / HEADS_FILE))
+        if "vocabulary_ids" in heads:
+            model.vocabulary_ids = torch.zeros_like(heads["vocabulary_ids"])
         missing, unexpected = model.load_state_dict(heads, strict=False)
         missing = [k for k in missing if not k.startswith("base.")]
         if missing or unexpected:
             raise ValueError(f"{directory / HEADS_FILE}: missing {missing}, unexpected {list(unexpected)}")
+        if model.vocabulary_ids.numel():
+            model._refresh_lookup()
         return model
 
 

@@ -61,15 +61,18 @@ class TiedTokenHead(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, hidden: Tensor, embedding_table: Tensor) -> Tensor:
-        """hidden ...×E → logits ...×V."""
+    def forward(self, hidden: Tensor, embedding_table: Tensor, candidates: Tensor | None = None) -> Tensor:
+        """hidden ...×E → logits ...×V, or ...×C over the token ids ``candidates`` (C) only."""
         if embedding_table.shape != (self.bias.shape[0], hidden.shape[-1]):
             raise ValueError(
                 f"embedding table {tuple(embedding_table.shape)} does not match the head "
                 f"({self.bias.shape[0]}×{hidden.shape[-1]})"
             )
         h = self.norm(F.gelu(self.dense(hidden)))
-        return h @ embedding_table.detach().to(h.dtype).t() + self.bias
+        table, bias = embedding_table.detach(), self.bias
+        if candidates is not None:
+            table, bias = table[candidates], bias[candidates]
+        return h @ table.to(h.dtype).t() + bias
 
 
 class SemanticAlignment(nn.Module):
