@@ -444,6 +444,7 @@ def evaluate(
     """Every metric and figure of one run; returns the metrics-file payload."""
     from lgvq_core.guidance.diagnostics import fit_probe, similarity_heatmap
     from pipelines import plots
+    from pipelines.text import training_captions
 
     started = time.perf_counter()
     torch.manual_seed(params.seed)
@@ -524,7 +525,13 @@ def evaluate(
         torch.manual_seed(params.seed)
         with torch.enable_grad():
             probe = fit_probe(
-                tokenizer, encoder, train_batches, params.probe_steps, config, lr=params.probe_lr
+                tokenizer,
+                encoder,
+                train_batches,
+                params.probe_steps,
+                config,
+                lr=params.probe_lr,
+                vocabulary=training_captions(shards) if config.prediction_vocabulary == "captions" else None,
             ).to(device)
         probe_diagnostics = lg_diagnostics(probe, batches, params.seed, word_classes)
     heatmap_model = model if lg else probe

@@ -79,7 +79,7 @@ def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any
     from lgvq_core.models.builders import build_discriminator
     from pipelines.models import GuidanceParams, ModelParams, VocabularyParams, build_base, guidance_config
     from pipelines.params import from_mapping
-    from pipelines.text import load_encoder, vqct_word_spec
+    from pipelines.text import load_encoder, training_captions, vqct_word_spec
 
     model_params = from_mapping(ModelParams, job.model, "model")
     guidance_params = from_mapping(GuidanceParams, job.guidance, "guidance")
@@ -99,6 +99,8 @@ def build_trainable(job: TrainJob, device: Any) -> tuple[Any, Any, dict[str, Any
 
         config = guidance_config(guidance_params, job.weights)
         model = LanguageGuided(base, text_encoder, config)
+        if config.prediction_vocabulary == "captions":
+            model.set_prediction_vocabulary(training_captions(Path(job.shards)))
         meta.update(guidance=config.to_dict(), text_encoder=guidance_params.text_encoder)
     discriminator = build_discriminator(base.config)
     model.to(device)

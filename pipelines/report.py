@@ -585,8 +585,7 @@ def write_report(runs: dict[Key, Run], out: Path) -> tuple[Path, dict[str, Any]]
                 r.curve["lgsa_step"],
                 r.curve["lgsa"],
             )
-    if lgsa_curves:
-        plots.training_curves(lgsa_curves, out / "lgsa_curves.png", ylabel="L_gsa")
+    plots.training_curves(lgsa_curves, out / "lgsa_curves.png", ylabel="L_gsa")  # empty without +LG runs
     delta_table, sentences, deltas = paired_deltas(runs)
     check_lines, checks = evidence_checks(runs)
     found = sum(1 for r in runs.values() if r.eval)

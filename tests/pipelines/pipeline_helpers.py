@@ -24,7 +24,7 @@ TINY_MODEL: dict[str, Any] = {
             "z_channels": 16,
             "norm_groups": 8,
         },
-        "quantizer": {"codebook_size": 32, "embed_dim": 16, "legacy": True},
+        "quantizer": {"codebook_size": 32, "embed_dim": 16},
         "loss": {
             "perceptual_weight": 0.0,
             "perceptual_net": "none",
@@ -42,7 +42,7 @@ def tiny_params(tmp: Path, overrides: dict[str, Any] | None = None) -> Path:
     ``tmp``."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update(
-        num_images=48, image_size=16, rows_per_shard=16, val_fraction=0.25, test_fraction=0.0
+        num_images=48, image_size=16, rows_per_shard=16, val_fraction=0.25, test_fraction=0.25
     )
     params["model"] = copy.deepcopy(TINY_MODEL)
     params["vqct"] = {"min_count": 1, "max_captions": 0}
@@ -65,7 +65,7 @@ def tiny_shards(tmp: Path, n: int = 48, image_size: int = 16) -> Path:
         seed=0,
         rows_per_shard=16,
         val_fraction=0.25,
-        test_fraction=0.0,
+        test_fraction=0.25,
     )
 
 

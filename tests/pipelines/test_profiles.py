@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 from pipeline_helpers import REPO, TINY_MODEL, train_argv
 
-from pipelines import data, train, validate
+from pipelines import data, train, tune, validate
 from pipelines.params import StageParams
 
 PROFILES = sorted((REPO / "params").glob("*.yaml"))
@@ -23,18 +23,32 @@ def test_profiles_exist() -> None:
     assert {p.stem for p in PROFILES} >= {"cub200", "mm-celeba-hq"}
 
 
+@pytest.fixture(scope="module")
+def train_test_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards with train and test rows only, like CUB-200 and MM-CelebA-HQ."""
+    from lgvq_data.sources.synthetic import build
+
+    out = tmp_path_factory.mktemp("train-test") / "shards"
+    return build(out, n=40, image_size=16, seed=0, rows_per_shard=20, val_fraction=0.0, test_fraction=0.25)
+
+
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
-def test_profile_loads_in_every_stage(profile: Path) -> None:
+def test_profile_loads_in_every_stage(profile: Path, train_test_shards: Path) -> None:
     default = yaml.safe_load((REPO / "params.yaml").read_text())
     loaded = yaml.safe_load(profile.read_text())
     assert set(loaded) == set(default), "a profile must carry every section of params.yaml"
+    for section in ("train", "eval", "guidance", "splits", "runs"):
+        assert set(loaded[section]) == set(default[section]), f"profile section {section} differs in its keys"
     StageParams(profile, data.PARAMS).section("data", data.DataParams)
     StageParams(profile, validate.PARAMS).section("validate", validate.ValidateParams)
+    assert loaded["eval"]["split"] == "test" and loaded["splits"]["val_from_train"] > 0
     for base in ("vqgan", "cvq"):
-        job, ray = train.make_job(StageParams(profile, train.PARAMS), base, True, Path("/nonexistent"), {})
+        job, ray = train.make_job(StageParams(profile, train.PARAMS), base, True, train_test_shards, {}, 0)
         model = job.model["common"]
         assert model["encoder"]["resolution"] == job.image_size == 256
         assert model["quantizer"]["codebook_size"] == 1024 and job.batch_size == 8
+        assert "legacy" not in model["quantizer"]  # β placement: each base's official default
+        assert job.val_from_train == loaded["splits"]["val_from_train"]  # no val split in these shards
         assert ray.use_gpu
 
 
@@ -90,6 +104,21 @@ def test_cub_profile_runs_at_tiny_scale(tmp_path: Path, ray_local) -> None:
         validate.main(["--params", str(path), "--shards", str(shards), "--report", str(tmp_path / "v.json")])
         == 0
     )
+    # CUB ships train/test only: the tune stage searches on a val split carved out of train
+    params["tune"].update(
+        num_samples=1,
+        max_concurrent_trials=1,
+        cpus_per_trial=1,
+        workers_per_trial=1,
+        scheduler={"grace_period": 1, "reduction_factor": 2, "max_steps": 2},
+        eval_every=1,
+        val_batches=1,
+        batch_size=1,
+    )
+    path.write_text(yaml.safe_dump(params))
+    assert tune.main(["--params", str(path), "--shards", str(shards), "--out", str(tmp_path / "tune")]) == 0
+    weights = yaml.safe_load((tmp_path / "tune" / "best_loss_weights.yaml").read_text())
+    assert set(weights.get("weights", weights)) >= {"alpha", "beta", "gamma"}
     out = tmp_path / "model"
     assert train.main(train_argv(path, "vqgan", "on", shards, tmp_path)) == 0
     meta = json.loads((out / "run.json").read_text())

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.ray
 
 
 def _job(params: Path, shards: Path, base: str = "vqgan", lg: bool = False):
-    return train.make_job(StageParams(params, train.PARAMS), base, lg, shards, {})
+    return train.make_job(StageParams(params, train.PARAMS), base, lg, shards, {}, 0)
 
 
 def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> None:

@@ -43,7 +43,10 @@ def tiny_params(tmp: Path, **tune_overrides: Any) -> Path:
         "space": SPACE,
         "points_to_evaluate": [OFFICIAL],
         "scheduler": {"grace_period": 2, "reduction_factor": 2, "max_steps": 4},
-        "objective": {"terms": {"val_recon": 1.0, "recall_mask1": -0.1, "word_code_mse": 0.0}, "mode": "min"},
+        "objective": {
+            "terms": {"val_recon": 1.0, "recall_gain_mask1": -0.1, "word_code_mse": 0.0},
+            "mode": "min",
+        },
         "searcher": "random",
         "num_samples": 3,
         "max_concurrent_trials": 2,

@@ -97,8 +97,9 @@ class GuidanceConfig(_StrictConfig):
         context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
         visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
         visual_layers, visual_heads: depth / heads of the visual-token transformer f_vt.
-        decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (post-LN, FFN = text
-        width).
+        decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (FFN = text width).
+        decoder_norm_first: pre-LN decoder layers (the official f_m is post-LN, ``False``); pre-LN trains
+            faster from scratch, which matters at short CPU budgets.
         mask_ratio_mean, mask_ratio_std, mask_ratio_min, mask_ratio_max: truncated normal of the per-step mask
         ratio.
         label_smoothing: ε of the masked-token cross-entropy.
@@ -121,6 +122,7 @@ class GuidanceConfig(_StrictConfig):
     decoder_layers: int = 2
     decoder_heads: int = 1
     decoder_dropout: float = 0.1
+    decoder_norm_first: bool = False
     mask_ratio_mean: float = 0.5
     mask_ratio_std: float = 0.1
     mask_ratio_min: float = 0.1

@@ -120,6 +120,7 @@ class LanguageGuided(nn.Module):
             layers=config.decoder_layers,
             heads=config.decoder_heads,
             dropout=config.decoder_dropout,
+            norm_first=config.decoder_norm_first,
         )
         self.relation = CodeProjector(code_dim, text_dim)
         self.register_buffer("vocabulary_ids", torch.zeros(0, dtype=torch.long))

@@ -20,7 +20,9 @@ class MaskedTextDecoder(nn.Module):
     official code, so padding rows stay finite).
     """
 
-    def __init__(self, width: int, layers: int = 2, heads: int = 1, dropout: float = 0.1) -> None:
+    def __init__(
+        self, width: int, layers: int = 2, heads: int = 1, dropout: float = 0.1, norm_first: bool = False
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.layers = nn.ModuleList(
@@ -32,7 +34,7 @@ class MaskedTextDecoder(nn.Module):
                 activation="relu",
                 layer_norm_eps=1e-12,
                 batch_first=True,
-                norm_first=False,
+                norm_first=norm_first,
             )
             for _ in range(layers)
         )
@@ -92,12 +94,13 @@ class SemanticAlignment(nn.Module):
         layers: int = 2,
         heads: int = 1,
         dropout: float = 0.1,
+        norm_first: bool = False,
     ) -> None:
         super().__init__()
         if text_dim % heads:
             raise ValueError(f"text width {text_dim} is not divisible by decoder_heads {heads}")
         self.mask_vectors = nn.Parameter(torch.randn(context_length, text_dim) * 0.01)
-        self.decoder = MaskedTextDecoder(text_dim, layers, heads, dropout)
+        self.decoder = MaskedTextDecoder(text_dim, layers, heads, dropout, norm_first)
         self.head = TiedTokenHead(text_dim, vocab_size)
 
     def masked_input(self, token_states: Tensor, masked: Tensor, valid: Tensor) -> Tensor:
