@@ -48,6 +48,13 @@ class Plan:
     def name(self) -> str:
         return self.settings.experiment
 
+    @property
+    def val_split(self) -> str:
+        """Where trials are scored: the val split, and how it was made."""
+        fraction = float(self.settings.job.get("val_from_train", 0.0))
+        seed = self.settings.job.get("split_seed", 0)
+        return f"val (carved from train: {fraction:.0%}, seed {seed})" if fraction else "val"
+
 
 def plan(params: Path, shards: Path, address: str | None = None) -> Plan:
     """Read and check the params (no Ray yet); ParamsError on anything invalid."""
@@ -199,6 +206,7 @@ def write_best(out: Path, row: dict[str, Any], p: Plan, fixed: dict[str, float])
         "trial_id": str(row["trial_id"]),
         "steps": int(row["steps"]),
         "experiment": experiment_path(p),
+        "split": p.val_split,
     }
     return _atomic_text(out / BEST_FILE, yaml.safe_dump(payload, sort_keys=False))
 
@@ -230,7 +238,7 @@ def write_tables(out: Path, table: list[dict[str, Any]], p: Plan, chosen: dict[s
         f"Objective ({p.tune.objective.mode}): {terms}. "
         f"Budget: {len(table)} trials, ≤ {p.tune.scheduler.max_steps} steps each (ASHA, grace "
         f"{p.tune.scheduler.grace_period}, reduction {p.tune.scheduler.reduction_factor:g}). "
-        f"Chosen: **{chosen['trial_id']}** (*).",
+        f"Chosen: **{chosen['trial_id']}** (*). Scored on {p.val_split}; the test split is never used here.",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),

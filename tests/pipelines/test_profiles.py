@@ -16,11 +16,25 @@ from pipeline_helpers import REPO, TINY_MODEL, train_argv
 from pipelines import data, train, tune, validate
 from pipelines.params import StageParams
 
-PROFILES = sorted((REPO / "params").glob("*.yaml"))
+PROFILES = [REPO / "params" / f"{name}.yaml" for name in ("cub200", "mm-celeba-hq")]  # real data, GPU
+CPU_PROFILE = REPO / "params" / "cpu-full-matrix.yaml"
 
 
 def test_profiles_exist() -> None:
-    assert {p.stem for p in PROFILES} >= {"cub200", "mm-celeba-hq"}
+    assert {p.stem for p in (REPO / "params").glob("*.yaml")} == {"cub200", "mm-celeba-hq", "cpu-full-matrix"}
+
+
+def test_cpu_profile_is_the_default_with_the_full_matrix() -> None:
+    """The long CPU profile differs from params.yaml only in the runs it trains and their length."""
+    default = yaml.safe_load((REPO / "params.yaml").read_text())
+    profile = yaml.safe_load(CPU_PROFILE.read_text())
+    assert (
+        profile["runs"]["bases"] == ["vqvae", "vqgan", "cvq", "vqct"] and len(profile["runs"]["seeds"]) >= 3
+    )
+    assert profile["train"]["steps"] >= default["train"]["steps"]
+    for section in ("runs", "train"):
+        profile.pop(section), default.pop(section)
+    assert profile == default
 
 
 @pytest.fixture(scope="module")
