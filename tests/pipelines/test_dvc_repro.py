@@ -1,6 +1,6 @@
-"""`dvc repro` end to end on a copy of this repository with tiny params: every stage runs for real (DVC, Ray
-Train,
-Ray Tune, great-expectations), a second repro is a no-op, `dvc exp run -S` and `dvc metrics show` work."""
+"""`make pipeline`'s script end to end on a copy of this repository with tiny params: every stage runs for real
+(DVC, Ray Train and Tune on one shared local Ray head, great-expectations), a second `dvc repro` is a no-op,
+`dvc exp run -S` and `dvc metrics show` work. Runs: VQCT without and with LG over seeds 0 and 1."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     params["train"]["steps"] = 2
     params["tune"].update(TINY_TUNE)
     params["eval"].update(TINY_EVAL)
+    params["runs"] = {"bases": ["vqct"], "seeds": [0, 1]}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (
         ["git", "init", "-q"],
@@ -73,17 +74,20 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     ):
         subprocess.run(cmd, cwd=repo, check=True)
 
-    log = _run(["dvc", "repro"], repo)
-    for stage in ("data", "validate", "tune", "train@vqct-on", "evaluate@cvq-off", "report"):
+    log = _run(["bash", "scripts/pipeline.sh"], repo)
+    assert "one local Ray head for every stage" in log
+    for stage in ("data", "validate", "tune", "train@vqct-on-1", "evaluate@vqct-off-0", "report"):
         assert f"Running stage '{stage}'" in log
+    assert "starting a local Ray cluster" not in log  # every stage joined the shared head
     report = (repo / "reports" / "report.md").read_text()
-    for row in ("VQ-VAE", "VQ-GAN+LG", "CVQ+LG", "VQCT+LG"):
-        assert f"| {row} |" in report
+    assert "| VQCT | 2 |" in report and "| VQCT+LG | 2 |" in report and "VQCT+LG vs VQCT" in report
     assert (repo / "tune" / "best_loss_weights.yaml").is_file()
     best = yaml.safe_load((repo / "tune" / "best_loss_weights.yaml").read_text())["weights"]
-    trained = json.loads((repo / "models" / "vqgan-on" / "run.json").read_text())
+    trained = json.loads((repo / "models" / "vqct-on-s1" / "run.json").read_text())
     assert trained["guidance"]["weights"] == pytest.approx(best), "train did not use the tuned weights"
-    assert (repo / "reports" / "eval" / "vqgan-on.json").is_file()
+    assert trained["seed"] == 1
+    evaluated = json.loads((repo / "reports" / "eval" / "vqct-on-s0.json").read_text())
+    assert evaluated["protocol"]["split"] == "test" and "words_usage" in json.dumps(evaluated)
 
     again = _run(["dvc", "repro"], repo)
     assert "Running stage" not in again, again
@@ -93,6 +97,6 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert "reconstruction" in (tmp_path / "plots" / "index.html").read_text()
 
-    exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.001", "train@vqvae-off"], repo)
-    assert "Running stage 'train@vqvae-off'" in exp
-    assert "Running stage 'train@vqgan-off'" not in exp
+    exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.001", "train@vqct-off-0"], repo)
+    assert "Running stage 'train@vqct-off-0'" in exp
+    assert "Running stage 'train@vqct-on-0'" not in exp
