@@ -102,9 +102,17 @@ def test_recall_control_removes_what_comes_from_the_image(minilm) -> None:
     with torch.no_grad():
         base(torch.cat([b["images"] for b in train]))  # k-means initialisation of the codebook
     base.eval()
-    guidance = GuidanceConfig(mode="fixed", context_length=16, decoder_dropout=0.0)
+    guidance = GuidanceConfig(
+        mode="fixed",
+        context_length=16,
+        decoder_dropout=0.0,
+        decoder_heads=6,
+        decoder_norm_first=True,
+        prediction_vocabulary="captions",
+    )
     torch.manual_seed(0)
-    probe = fit_probe(base, minilm, train, steps=60, config=guidance, lr=3e-3)
+    probe = fit_probe(base, minilm, train, steps=60, config=guidance, lr=1e-3)
+    assert probe.vocabulary_ids.numel() == 4  # "a", "red", "blue", "square": the captions of the batches
     test = _colour_batches(2)
     classes = {"colour": {"red", "blue"}}
     recall = {
