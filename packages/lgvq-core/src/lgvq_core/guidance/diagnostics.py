@@ -128,17 +128,16 @@ def masked_word_recall(
         out = model.alignment_losses(quantized, batch["captions"], masked=masked)
         targets = out.text.token_ids[out.masked]
         hits = (out.predicted_token_ids() == targets).cpu().tolist()
-        classes = ["all"] * len(hits)
-        groups: list[list[str]] = [classes]
+        labels: list[list[str | None]] = [["all"] * len(hits)]
         if lookup:
-            named = [
-                lookup.get(word, TEMPLATE_CLASS) for word in token_words(model.text_encoder, targets.tolist())
-            ]
-            groups += [named, ["content" if c != TEMPLATE_CLASS else TEMPLATE_CLASS for c in named]]
-        for labels in groups:
-            for label, hit in zip(labels, hits, strict=True):
-                correct[label] = correct.get(label, 0) + int(hit)
-                total[label] = total.get(label, 0) + 1
+            words = token_words(model.text_encoder, targets.tolist())
+            named = [lookup.get(word, TEMPLATE_CLASS) for word in words]
+            labels += [named, ["content" if c != TEMPLATE_CLASS else None for c in named]]
+        for group in labels:
+            for label, hit in zip(group, hits, strict=True):
+                if label is not None:
+                    correct[label] = correct.get(label, 0) + int(hit)
+                    total[label] = total.get(label, 0) + 1
     model.train(was_training)
     n = total.get("all", 0)
     result: dict[str, float] = {
