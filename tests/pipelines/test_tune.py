@@ -172,7 +172,8 @@ def test_tiny_search_writes_weights_table_and_plot_and_asha_stops_the_worst(
     assert best["trial_id"] in {r["trial_id"] for r in completed}
     assert best["objective"]["value"] == min(float(r["objective"]) for r in completed)
     assert best["objective"]["mode"] == "min" and best["steps"] == 4
-    assert set(best["measures"]) == {"val_recon", "recall_mask1", "word_code_mse"}
+    assert set(best["measures"]) == {"val_recon", "recall_gain_mask1", "word_code_mse"}
+    assert best["split"] == "val"  # tuned on val (stored in these shards), never on test
     md = (out / "results.md").read_text()
     assert best["trial_id"] + " (*)" in md and "early-stopped" in md
     assert (out / "objective_vs_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
