@@ -27,9 +27,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 configured=$(python -c 'import yaml; p = yaml.safe_load(open("params.yaml")); r = p.get("ray") or {}
-print(r.get("address") or "", r.get("num_cpus", 2), r.get("object_store_memory_mb", 512))')
-read -r params_address num_cpus store_mb <<<"$configured" || true
-if [[ "${LGVQ_SHARED_RAY:-1}" != 0 && -z "${RAY_ADDRESS:-}" && -z "$params_address" ]]; then
+print(r.get("address") or "-", r.get("num_cpus", 2), r.get("object_store_memory_mb", 512))')
+read -r params_address num_cpus store_mb <<<"$configured"
+if [[ "${LGVQ_SHARED_RAY:-1}" != 0 && -z "${RAY_ADDRESS:-}" && "$params_address" == "-" ]]; then
   port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   ray_tmp=$(mktemp -d /tmp/lgvq-ray.XXXXXX)   # short: Ray's socket paths under it must stay below 107 bytes
   mkdir -p reports/logs
