@@ -575,7 +575,9 @@ def evaluate(
             if params.probe_steps > 0
             else None
         ),
-        "text_encoder": encoder.describe() if encoder is not None else None,
+        "text_encoder": (  # named by model id and weights sha256, never by a machine path
+            {k: v for k, v in encoder.describe().items() if k != "name"} if encoder is not None else None
+        ),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "seed": params.seed,

@@ -510,8 +510,8 @@ def protocol_lines(runs: dict[Key, Run]) -> list[str]:
         "words.",
         f"- Probe (every run, with and without LG): {first.get('probe') or DASH}.",
         "- Retrieval chance: the exact top-1 hit rate of a random ranking (identical caption texts counted).",
-        f"- LG diagnostics text encoder: {text.get('name', DASH)} "
-        f"(context {text.get('context_length', DASH)}).",
+        f"- LG diagnostics text encoder: `{text.get('model_id', DASH)}` (weights sha256 "
+        f"`{text.get('weights_sha256') or DASH}`, context {text.get('context_length', DASH)}).",
         f"- Libraries: {versions}; device {first.get('device')}, {first.get('threads')} threads.",
     ]
     for r in evaluated[1:]:

