@@ -15,19 +15,9 @@ export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 HF_HUB_
 export TOKENIZERS_PARALLELISM=false
 unset RAY_ADDRESS
 
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-RAY_TMP=$(mktemp -d /tmp/rt.XXXXXX)   # short: Ray's socket paths under it must stay below 107 bytes
-head_pid=""
-cleanup() {
-  if [[ -n "$head_pid" ]] && kill -0 "$head_pid" 2>/dev/null; then
-    kill -TERM "$head_pid" 2>/dev/null || true   # `ray start --block` stops the node's processes on SIGTERM
-    for _ in $(seq 1 30); do kill -0 "$head_pid" 2>/dev/null || break; sleep 1; done
-    kill -KILL "$head_pid" 2>/dev/null || true
-  fi
-  rm -rf "$RAY_TMP"
-}
-trap cleanup EXIT INT TERM
+source scripts/lib/ray_head.sh
+PORT=$(free_port "$PY")
+trap stop_ray_head EXIT INT TERM
 
 # Tiny params: 16-px shards, a small model without the perceptual net, 2 trials of 4 steps; storage in $WORK.
 "$PY" - "$WORK" <<'EOF'
@@ -59,15 +49,8 @@ p["tune"] = {
 EOF
 "$PY" -m pipelines.data --params "$WORK/params.yaml" --out "$WORK/shards" --log-level WARNING
 
-echo "tune-smoke: starting a Ray head on 127.0.0.1:$PORT (temp dir $RAY_TMP)"
-"$RAY" start --head --block --num-cpus 2 --port "$PORT" --node-ip-address 127.0.0.1 --include-dashboard false \
-  --temp-dir "$RAY_TMP" --disable-usage-stats >"$WORK/head.log" 2>&1 &
-head_pid=$!
-for _ in $(seq 1 60); do
-  "$RAY" status --address "127.0.0.1:$PORT" >/dev/null 2>&1 && break
-  kill -0 "$head_pid" 2>/dev/null || { cat "$WORK/head.log" >&2; exit 1; }
-  sleep 1
-done
+echo "tune-smoke: starting a Ray head on 127.0.0.1:$PORT"
+start_ray_head "$RAY" 2 "$PORT" "$WORK/head.log"
 
 start=$(date +%s)
 "$PY" -m pipelines.tune --params "$WORK/params.yaml" --shards "$WORK/shards" --out "$WORK/tune" \
