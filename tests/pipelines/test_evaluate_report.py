@@ -224,7 +224,7 @@ def test_report_aggregates_seeds_and_pairs_the_deltas(world: dict[str, Any], tmp
     )
     assert "VQ-GAN+LG vs VQ-GAN, PSNR:" in text and "over 2 seeds" in text
     assert "recall gain (real − shuffled images, mask-1)" in text and "shuffled images %" in text
-    assert "FD-EffLite0 ↓" in text and "KID ×10³ ↓" in text and "82.31" in text
+    assert "FD-EffLite0 ↓" in text and "KID ↓" in text and "82.31" in text
     links = re.findall(r"\]\(([^)]+\.png)\)", text)
     assert len(links) == 2 + 4 * 4  # training + L_gsa curves, four figures of each of the four runs
     assert all((out / link).is_file() for link in links)
