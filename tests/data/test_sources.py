@@ -64,6 +64,54 @@ def test_folder_csv_merges_caption_rows(tmp_path: Path) -> None:
     assert rows["x"]["captions"] == ["first", "second"]
 
 
+def test_folder_reads_imagefolder_metadata_jsonl(tmp_path: Path) -> None:
+    """Hugging Face ``imagefolder``: ``metadata.jsonl`` with ``file_name`` and a ``text`` column, found in the
+    folder; ``image`` / ``caption`` (the LG diagnostics form) read in the same file."""
+    root = tmp_path / "src"
+    _image(root / "train" / "0001.jpg", (20, 14))
+    _image(root / "dog.png", (16, 16), fmt="PNG")
+    lines = [
+        {"file_name": "train/0001.jpg", "text": "a cat on a mat", "split": "train", "label": 4},
+        {"image": "dog.png", "caption": "a dog", "id": "dog-1"},
+    ]
+    (root / "metadata.jsonl").write_text(
+        "\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8"
+    )
+    rows = _rows(folder.build(tmp_path / "out", root))
+    assert set(rows) == {"train/0001", "dog-1"}
+    assert rows["train/0001"]["captions"] == ["a cat on a mat"] and rows["train/0001"]["split"] == "train"
+    assert rows["train/0001"]["image"] == (root / "train" / "0001.jpg").read_bytes()
+    assert rows["dog-1"]["captions"] == ["a dog"]
+
+
+def test_folder_csv_takes_imagefolder_columns(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    _image(root / "x.jpg")
+    (root / "metadata.csv").write_text("file_name,text\nx.jpg,first\nx.jpg,second\n", encoding="utf-8")
+    assert _rows(folder.build(tmp_path / "out", root))["x"]["captions"] == ["first", "second"]
+    (root / "metadata.csv").write_text("path,label\nx.jpg,first\n", encoding="utf-8")
+    with pytest.raises(SourceLayoutError, match=r"metadata.csv: CSV header.*image column \(file_name"):
+        folder.build(tmp_path / "out", root)
+
+
+def test_folder_bad_line_names_file_line_and_expected_keys(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    _image(root / "x.jpg")
+    lines = [{"file_name": "x.jpg", "text": "fine"}, {"path": "x.jpg", "label": "a cat"}]
+    (root / "metadata.jsonl").write_text(
+        "\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8"
+    )
+    expected = (
+        r"metadata\.jsonl, row line 2: expected an image key \(file_name, file or image\) and a caption key "
+        r"\(text, caption or captions\); found \['label', 'path'\]"
+    )
+    with pytest.raises(BadInputError, match=expected):
+        folder.build(tmp_path / "out", root, on_error="fail")
+    (root / "metadata.jsonl").write_text(json.dumps({"file": "x.jpg", "captions": [1, 2]}) + "\n")
+    with pytest.raises(BadInputError, match=r"row line 1: 'captions' must be a string or a list of strings"):
+        folder.build(tmp_path / "out", root, on_error="fail")
+
+
 def _bad_folder(root: Path) -> None:
     _folder_replica(root)
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

@@ -204,8 +204,21 @@ def test_codebook_patches_are_each_code_decoded(world: dict[str, Any]) -> None:
 
 
 def test_fid_weights_must_name_a_file(tmp_path: Path) -> None:
-    with pytest.raises((FileNotFoundError, ImportError)):
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
         evaluate.feature_network(str(tmp_path / "missing.pth"))
+
+
+def test_fid_weights_file_is_loaded_and_hashed_into_the_protocol(tmp_path: Path) -> None:
+    from lgvq_core.metrics.inception import FIDInceptionV3
+
+    weights = tmp_path / "pt_inception-random.pth"  # the port's layout, random test-only weights
+    torch.save(FIDInceptionV3().state_dict(), weights)
+    module, protocol = evaluate.feature_network(str(weights))
+    assert isinstance(module, FIDInceptionV3) and module.num_features == 2048
+    assert protocol["name"] == "FID-InceptionV3" and protocol["weights"] == weights.name
+    assert protocol["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert protocol["format"] == "pytorch-fid state dict"
+    assert "299" in protocol["input"]
 
 
 def test_report_aggregates_seeds_and_pairs_the_deltas(world: dict[str, Any], tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from lgvq_core.guidance.diagnostics import (
     image_text_retrieval,
     main,
     masked_word_recall,
+    read_captions_jsonl,
     similarity_heatmap,
     word_code_similarity_mse,
 )
@@ -175,3 +176,47 @@ def test_bad_data_rows_name_file_line_and_field(tmp_path, trained, minilm_dir) -
                 str(minilm_dir),
             ]
         )
+
+
+def _png(path, value: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 6), (value, 0, 255 - value)).save(path)
+
+
+def test_read_captions_takes_the_imagefolder_metadata_form_and_the_other_keys(tmp_path) -> None:
+    """``metadata.jsonl`` with ``file_name`` + ``text`` (Hugging Face imagefolder), beside the ``file`` /
+    ``captions`` form of lgvq-data and the ``image`` / ``caption`` form; a folder finds its metadata.jsonl."""
+    for i in range(3):
+        _png(tmp_path / "images" / f"{i}.png", 60 * i)
+    lines = [
+        {"file_name": "images/0.png", "text": "a red circle", "label": 3},
+        {"file": "images/1.png", "captions": ["two squares", "a second caption"]},
+        {"image": "images/2.png", "caption": "a blue star"},
+    ]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    batches = read_captions_jsonl(tmp_path, image_size=4, batch_size=2)
+    assert [b["captions"] for b in batches] == [["a red circle", "two squares"], ["a blue star"]]
+    assert batches[0]["images"].shape == (2, 3, 4, 4) and batches[1]["images"].shape == (1, 3, 4, 4)
+    assert batches[0]["images"].min() >= -1.0 and batches[0]["images"].max() <= 1.0
+    same = read_captions_jsonl(tmp_path / "metadata.jsonl", image_size=4, batch_size=2)
+    torch.testing.assert_close(same[1]["images"], batches[1]["images"])
+
+
+def test_read_captions_names_the_expected_keys(tmp_path) -> None:
+    _png(tmp_path / "a.png", 0)
+    (tmp_path / "bad.jsonl").write_text(
+        json.dumps({"file_name": "a.png", "text": "fine"}) + "\n" + json.dumps({"file_name": "a.png"}) + "\n"
+    )
+    expected = (
+        r"bad.jsonl:2: expected an image key \(file_name, file or image\) and a caption key "
+        r"\(text, caption or captions\); found \['file_name'\]"
+    )
+    with pytest.raises(ValueError, match=expected):
+        read_captions_jsonl(tmp_path / "bad.jsonl", image_size=4, batch_size=2)
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"file": "a.png", "captions": []}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'captions' must be a non-empty string"):
+        read_captions_jsonl(tmp_path / "bad.jsonl", image_size=4, batch_size=2)
+    with pytest.raises(FileNotFoundError, match="captions.jsonl or metadata.jsonl"):
+        read_captions_jsonl(tmp_path, image_size=4, batch_size=2)

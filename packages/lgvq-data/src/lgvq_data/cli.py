@@ -1,7 +1,8 @@
 """``lgvq-data``: build shards from a source, validate them, show what a shard directory holds.
 
 lgvq-data build synthetic --n 4000 --image-size 64 --seed 0 --out data/shards
-lgvq-data build folder --root DIR [--captions captions.jsonl] --out DIR [--on-error skip|fail]
+lgvq-data build folder --root DIR [--captions captions.jsonl|metadata.jsonl] --out DIR [--on-error skip|fail]
+    (one {"file_name"|"file"|"image": path, "text"|"caption"|"captions": str or [str]} per line)
 lgvq-data build cub|celeba-hq|coco|textcaps|fashion-mnist ... --out DIR
 lgvq-data validate DIR --report report.json      (exit 1 when a check fails)
 lgvq-data info DIR

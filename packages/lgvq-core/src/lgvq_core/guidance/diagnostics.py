@@ -24,7 +24,12 @@ CLI (JSON on stdout and in ``--out``)::
     f.png
 
 ``DIR`` is a ``LanguageGuided.save_pretrained`` folder, or (``similarity`` only) a base ``VQTokenizer``
-folder. ``captions.jsonl``: one ``{"image": "<path relative to the file>", "caption": "..."}`` per line.
+folder. ``--data``: a JSONL captions file, or a folder holding ``captions.jsonl`` or ``metadata.jsonl``
+(Hugging Face ``imagefolder``). One JSON object per line with an image key, the first present of
+``file_name``, ``file`` or ``image`` (a path relative to the file), and a caption key, the first present of
+``captions``, ``caption`` or ``text`` (a string, or a list of strings of which the first is used): the keys
+``lgvq-data build folder`` reads, e.g. ``{"file_name": "a.png", "text": "..."}`` or
+``{"image": "a.png", "caption": "..."}``.
 """
 
 from __future__ import annotations
@@ -377,12 +382,55 @@ def _device(model: nn.Module) -> torch.device:
 # ------------------------------------------------------------------------------------------ data + CLI
 
 
+# The keys lgvq-data's folder source reads too (lgvq_data.sources.folder; the packages do not import each
+# other, so the lists are kept equal by hand).
+CAPTION_FILES = ("captions.jsonl", "metadata.jsonl")
+IMAGE_KEYS = ("file_name", "file", "image")
+CAPTION_KEYS = ("captions", "caption", "text")
+EXPECTED_KEYS = (
+    "expected an image key (file_name, file or image) and a caption key (text, caption or captions)"
+)
+
+
+def _captions_file(path: Path) -> Path:
+    """``path`` itself, or the first of ``CAPTION_FILES`` inside it when it is a folder."""
+    if not path.is_dir():
+        return path
+    for name in CAPTION_FILES:
+        if (path / name).is_file():
+            return path / name
+    raise FileNotFoundError(f"{path}: no caption file ({' or '.join(CAPTION_FILES)})")
+
+
+def _image_and_caption(row: Any, where: str) -> tuple[str, str, str]:
+    """(image key, image path, caption) of one JSONL row; ``ValueError`` naming ``where`` and the keys."""
+    image_key = next((k for k in IMAGE_KEYS if k in row), None) if isinstance(row, dict) else None
+    caption_key = next((k for k in CAPTION_KEYS if k in row), None) if isinstance(row, dict) else None
+    if image_key is None or caption_key is None:
+        found = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise ValueError(f"{where}: {EXPECTED_KEYS}; found {found}")
+    image, caption = row[image_key], row[caption_key]
+    if isinstance(caption, list) and caption and all(isinstance(c, str) for c in caption):
+        caption = caption[0]
+    if not isinstance(image, str) or not image:
+        raise ValueError(f"{where}: field {image_key!r} must be a non-empty string (the image path)")
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(
+            f"{where}: field {caption_key!r} must be a non-empty string or a non-empty list of strings"
+        )
+    return image_key, image, caption
+
+
 def read_captions_jsonl(path: str | Path, image_size: int, batch_size: int) -> list[Batch]:
-    """Batches from ``{"image": path, "caption": str}`` lines; images resized to ``image_size`` and put in
-    [-1, 1].
+    """Batches ``{"images": (B, 3, image_size, image_size) in [-1, 1], "captions": [str] * B}`` of a JSONL
+    captions file (or a folder holding ``captions.jsonl`` / ``metadata.jsonl``), in file order.
+
+    Each line: an image key (``file_name``, ``file`` or ``image``; the path relative to the file) and a
+    caption key (``captions``, ``caption`` or ``text``; a string, or a list whose first string is used).
+    Images are resized (bicubic) to ``image_size``.
 
     Raises:
-        ValueError: naming the file, line and field of a bad row.
+        ValueError: naming the file, line and field of a bad row (and the expected keys when none matches).
     """
     try:
         from PIL import Image
@@ -390,27 +438,27 @@ def read_captions_jsonl(path: str | Path, image_size: int, batch_size: int) -> l
         raise ImportError("reading images needs pillow: pip install pillow") from err
     import numpy as np
 
-    path = Path(path)
+    path = _captions_file(Path(path))
     images, captions = [], []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{line_no}: invalid JSON ({err})") from err
-        for field in ("image", "caption"):
-            if not isinstance(row.get(field), str) or not row[field]:
-                raise ValueError(f"{path}:{line_no}: field {field!r} must be a non-empty string")
-        image_path = (path.parent / row["image"]).resolve()
+        image_key, image, caption = _image_and_caption(row, f"{path}:{line_no}")
+        image_path = (path.parent / image).resolve()
         try:
             with Image.open(image_path) as im:
                 rgb = im.convert("RGB").resize((image_size, image_size), Image.BICUBIC)
         except OSError as err:
-            raise ValueError(f"{path}:{line_no}: field 'image': cannot read {image_path} ({err})") from err
+            raise ValueError(
+                f"{path}:{line_no}: field {image_key!r}: cannot read {image_path} ({err})"
+            ) from err
         array = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
         images.append(array)
-        captions.append(row["caption"])
+        captions.append(caption)
     if not images:
         raise ValueError(f"{path}: no rows")
     return [
@@ -443,7 +491,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["recall", "similarity", "retrieval", "heatmap"])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="captions.jsonl")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help=(
+            "JSONL captions file, or a folder with captions.jsonl or metadata.jsonl; per line an image key, "
+            "file_name (HF imagefolder), file or image (path relative to the file), and a caption key, text, "
+            "caption or captions (a string or a list of strings; the first is used)"
+        ),
+    )
     parser.add_argument(
         "--text-encoder", default=None, help="minilm | folder | hub id (default: the saved one)"
     )

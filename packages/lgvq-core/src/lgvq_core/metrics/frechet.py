@@ -3,8 +3,8 @@
 
 The offline default is ``FD-EffLite0``: pooled 1280-d ImageNet EfficientNet-Lite0 features at 224 px. It is
 not FID
-and must not be compared with published FIDs; for real FID pass an Inception module loaded from a local
-weights file.
+and must not be compared with published FIDs; for real FID pass the Inception module of a local weights file,
+``lgvq_core.metrics.inception.load_inception_features(path)`` ("FID-InceptionV3").
 """
 
 from __future__ import annotations

@@ -1,9 +1,17 @@
-"""Generic image folder + captions file (``captions.jsonl`` or ``captions.csv``).
+"""Generic image folder + captions file: ``captions.jsonl`` / ``captions.csv``, or the Hugging Face
+``imagefolder`` convention ``metadata.jsonl`` / ``metadata.csv``.
 
-``captions.jsonl``: one JSON object per line, ``{"file": "cats/01.jpg", "captions": ["...", ...]}`` (or
-``"caption": "..."``), optional ``"id"`` and ``"split"`` (train/val/test). ``captions.csv``: a header with
-``file`` and ``caption`` columns (one row per caption; rows of the same file are merged), optional ``id`` and
-``split``. Image paths are relative to the folder. Rows without a split get a stable hash-based split.
+JSONL: one JSON object per line with an image key, the first present of ``file_name`` (HF ``imagefolder``),
+``file`` or ``image``, and a caption key, the first present of ``captions``, ``caption`` or ``text`` (a string
+or a list of strings); optional ``"id"`` and ``"split"`` (train/val/test). For example
+``{"file_name": "cats/01.jpg", "text": "..."}`` or ``{"file": "cats/01.jpg", "captions": ["...", ...]}``.
+CSV: a header with an image column and a caption column under the same names (one row per caption; rows of
+the same file are merged), optional ``id`` and ``split``. Image paths are relative to the folder. Rows
+without a split get a stable hash-based split. A bad line is rejected with its file, line number and the
+expected keys.
+
+The LG diagnostics of lgvq-core (``lgvq_core.guidance.diagnostics.read_captions_jsonl``) read the same JSONL
+keys; the two packages do not import each other, so the key lists are kept equal by hand.
 """
 
 from __future__ import annotations
@@ -22,17 +30,33 @@ from lgvq_data.sources.common import SourceLayoutError, hashed_split, image_row,
 SOURCE_NAME = "folder"
 
 
+CAPTION_FILES = ("captions.jsonl", "captions.csv", "metadata.jsonl", "metadata.csv")
+"""Caption files looked up (in this order) in a folder given without ``captions``."""
+IMAGE_KEYS = ("file_name", "file", "image")
+"""Keys naming the image (relative path), the first present wins."""
+CAPTION_KEYS = ("captions", "caption", "text")
+"""Keys holding the caption(s), a string or a list of strings; the first present wins."""
+EXPECTED_KEYS = (
+    "expected an image key (file_name, file or image) and a caption key (text, caption or captions)"
+)
+
+
 def _find_captions_file(root: Path, captions: str | os.PathLike[str] | None) -> Path:
     if captions is not None:
         path = Path(captions)
         return require_file(path if path.is_absolute() else root / path, "captions file")
-    for name in ("captions.jsonl", "captions.csv"):
+    for name in CAPTION_FILES:
         if (root / name).is_file():
             return root / name
-    raise SourceLayoutError(f"{root}: missing caption file (captions.jsonl or captions.csv)")
+    raise SourceLayoutError(f"{root}: missing caption file ({', '.join(CAPTION_FILES)})")
+
+
+def _first_key(entry: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    return next((key for key in keys if key in entry), None)
 
 
 def _jsonl_entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, ``{"file", "captions", ...}``) per non-blank line, or (line number, reason)."""
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         if not raw.strip():
             continue
@@ -44,14 +68,22 @@ def _jsonl_entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         except json.JSONDecodeError as err:
             yield number, f"not valid JSON ({err.msg})"
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-            yield number, "expected an object with a string 'file'"
+        image_key = _first_key(entry, IMAGE_KEYS) if isinstance(entry, dict) else None
+        caption_key = _first_key(entry, CAPTION_KEYS) if isinstance(entry, dict) else None
+        if image_key is None or caption_key is None:
+            found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            yield number, f"{EXPECTED_KEYS}; found {found}"
             continue
-        captions = entry.get("captions", [entry["caption"]] if "caption" in entry else None)
+        file, captions = entry[image_key], entry[caption_key]
+        if isinstance(captions, str):
+            captions = [captions]
+        if not isinstance(file, str) or not file:
+            yield number, f"{image_key!r} must be a non-empty string (the image path)"
+            continue
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-            yield number, "'captions' must be a list of strings (or 'caption' a string)"
+            yield number, f"{caption_key!r} must be a string or a list of strings"
             continue
-        yield number, {**entry, "captions": captions}
+        yield number, {**entry, "file": file, "captions": captions}
 
 
 def _csv_entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -62,18 +94,26 @@ def _csv_entries(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         yield line, f"not valid UTF-8 ({err.reason})"
         return
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not {"file", "caption"} <= set(reader.fieldnames):
-        raise SourceLayoutError(f"{path}: CSV header must contain 'file' and 'caption'")
+    header = {name: None for name in reader.fieldnames or ()}
+    image_key, caption_key = _first_key(header, IMAGE_KEYS), _first_key(header, CAPTION_KEYS)
+    if image_key is None or caption_key is None:
+        raise SourceLayoutError(
+            f"{path}: CSV header {list(header)}: expected an image column (file_name, file or image) and a "
+            "caption column (text, caption or captions)"
+        )
     merged: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     for record in reader:
-        key = record["file"]
+        key = record[image_key] or ""
         entry = merged.setdefault(
             key, {"file": key, "captions": [], "id": record.get("id"), "split": record.get("split")}
         )
         first_line.setdefault(key, reader.line_num)
-        entry["captions"].append(record["caption"] or "")
+        entry["captions"].append(record[caption_key] or "")
     for key, entry in merged.items():
+        if not key:
+            yield first_line[key], f"empty {image_key!r} (the image path)"
+            continue
         yield first_line[key], entry
 
 

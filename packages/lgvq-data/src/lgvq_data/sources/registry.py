@@ -19,7 +19,14 @@ def _root(p: argparse.ArgumentParser, help_text: str) -> None:
 def _folder_args(p: argparse.ArgumentParser) -> None:
     _root(p, "image folder")
     p.add_argument(
-        "--captions", type=Path, help="captions.jsonl or captions.csv (default: looked up in --root)"
+        "--captions",
+        type=Path,
+        help=(
+            "JSONL or CSV captions file (default: captions.jsonl, captions.csv, metadata.jsonl or "
+            "metadata.csv in --root). Per line/row an image key, file_name (HF imagefolder), file or image, "
+            "relative to --root, and a caption key, text, caption or captions (a string or a list of "
+            "strings); optional id and split"
+        ),
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
