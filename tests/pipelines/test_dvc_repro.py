@@ -1,6 +1,6 @@
-"""`make pipeline`'s script end to end on a copy of this repository with tiny params: every stage runs for real
-(DVC, Ray Train and Tune on one shared local Ray head, great-expectations), a second `dvc repro` is a no-op,
-`dvc exp run -S` and `dvc metrics show` work. Runs: VQCT without and with LG over seeds 0 and 1."""
+"""`make pipeline`'s script end to end on a copy of this repository with tiny params: every stage runs for
+real (DVC, Ray Train and Tune on one shared local Ray head, great-expectations), a second `dvc repro` is a
+no-op, `dvc exp run -S` and `dvc metrics show` work. Runs: VQCT without and with LG over seeds 0 and 1."""
 
 from __future__ import annotations
 
