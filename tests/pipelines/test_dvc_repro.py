@@ -97,6 +97,6 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
     assert "reconstruction" in (tmp_path / "plots" / "index.html").read_text()
 
-    exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.001", "train@vqct-off-0"], repo)
+    exp = _run(["dvc", "exp", "run", "-S", "train.lr=0.002", "train@vqct-off-0"], repo)
     assert "Running stage 'train@vqct-off-0'" in exp
     assert "Running stage 'train@vqct-on-0'" not in exp

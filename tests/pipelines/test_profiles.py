@@ -127,8 +127,9 @@ def test_cub_profile_runs_at_tiny_scale(tmp_path: Path, ray_local) -> None:
         scheduler={"grace_period": 1, "reduction_factor": 2, "max_steps": 2},
         eval_every=1,
         val_batches=1,
-        batch_size=1,
+        batch_size=2,  # the shuffled-image control pairs each caption with another image of the batch
     )
+    params["splits"]["val_from_train"] = 0.34  # 3 of the replica's 9 training images
     path.write_text(yaml.safe_dump(params))
     assert tune.main(["--params", str(path), "--shards", str(shards), "--out", str(tmp_path / "tune")]) == 0
     weights = yaml.safe_load((tmp_path / "tune" / "best_loss_weights.yaml").read_text())
