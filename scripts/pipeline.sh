@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the DVC pipeline from the repository root with the project's environment. Extra arguments go to `dvc repro`.
 # Unless a cluster is named (RAY_ADDRESS, or ray.address in params.yaml), one local Ray head is started for the
-# whole run and every train/tune stage joins it (instead of each stage starting and stopping its own, ~25 s
-# each); the head is stopped by its PID when the run ends, also when a stage fails. `dvc repro` run directly
-# still starts a local Ray per stage. LGVQ_SHARED_RAY=0 turns the shared head off.
+# whole run and every train/tune stage joins it (instead of each stage starting and stopping its own); the head
+# is stopped by its PID when the run ends, also when a stage fails. `dvc repro` run directly still starts a
+# local Ray per stage. LGVQ_SHARED_RAY=0 turns the shared head off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
