@@ -13,7 +13,6 @@ weights sha256, library versions).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lgvq_core.checksum import file_sha256
 from pipelines.models import RUN_FILE, GuidanceParams, guidance_config, load_run
 from pipelines.params import StageParams, to_mapping
 from pipelines.splits import SplitParams, carve_fraction, split_protocol
@@ -130,15 +130,6 @@ class EvalBatches:
 # ------------------------------------------------------------------------------------------ feature network
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class ChannelsLast(nn.Module):
     """Runs a feature module in channels-last memory format (~1.5× faster depthwise convs on CPU)."""
 
@@ -184,7 +175,7 @@ def feature_network(fid_weights: str | None, fd_size: int = 224) -> tuple[nn.Mod
             "input": inception.input,
             "package": f"lgvq-core {_version('lgvq-core')} (lgvq_core.metrics.inception)",
         }
-    return module, {"name": module.name, "weights": weights.name, "sha256": sha256_file(weights), **info}
+    return module, {"name": module.name, "weights": weights.name, "sha256": file_sha256(weights), **info}
 
 
 # ------------------------------------------------------------------------------------------ metrics

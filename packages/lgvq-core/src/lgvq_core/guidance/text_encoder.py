@@ -325,16 +325,12 @@ class HFTextEncoder(TextEncoder):
 def weights_sha256(name: str) -> str | None:
     """sha256 of the weights file of a local model folder (``model.safetensors`` or ``pytorch_model.bin``);
     None for a hub id (its files live in the Hugging Face cache, pinned by the id's revision)."""
-    import hashlib
+    from lgvq_core.checksum import file_sha256
 
     folder = Path(name)
     for file in ("model.safetensors", "pytorch_model.bin"):
         if (folder / file).is_file():
-            digest = hashlib.sha256()
-            with (folder / file).open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            return digest.hexdigest()
+            return file_sha256(folder / file)
     return None
 
 

@@ -13,13 +13,14 @@ used
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from lgvq_core.checksum import file_sha256
 
 __all__ = ["LPIPSVGG", "load_lpips_vgg", "VGG_FILE", "HEADS_FILE"]
 
@@ -29,14 +30,6 @@ _CONV_LAYERS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)  # torchvision v
 _CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 _TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 _TAP_CHANNELS = (64, 128, 256, 512, 512)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class LPIPSVGG(nn.Module):
@@ -131,5 +124,5 @@ def load_lpips_vgg(path: str | os.PathLike[str]) -> LPIPSVGG:
     if mismatched:
         raise ValueError(f"{path}: LPIPS-VGG shape mismatch for {', '.join(mismatched)}")
     model.load_state_dict(wanted, strict=False)
-    model.weights_sha256 = {f.name: _sha256(f) for f in files}
+    model.weights_sha256 = {f.name: file_sha256(f) for f in files}
     return model
