@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from lgvq_core.checksum import file_sha256
+from pipelines import progress
 from pipelines.models import RUN_FILE, GuidanceParams, guidance_config, load_run
 from pipelines.params import StageParams, to_mapping
 from pipelines.splits import SplitParams, carve_fraction, split_protocol
@@ -444,6 +445,11 @@ def evaluate(
     )
 
     timings: dict[str, float] = {"load": time.perf_counter() - started}
+    parts = ["reconstruction", "figures"]
+    parts += ["LG heads"] if lg else []
+    parts += ["probe fit", "probe diagnostics"] if params.probe_steps > 0 else []
+    bar = progress.Parts("evaluate", "evaluate", parts)
+    bar.begin("reconstruction")
     features, feature_info = feature_network(params.fid_weights, params.fd_size)
     mark = time.perf_counter()
     rec = reconstruction_metrics(tokenizer, batches, features, params.grid_images, device, params.kid_subsets)
@@ -459,6 +465,7 @@ def evaluate(
     )
     timings["reconstruction"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    bar.begin("figures")
     figures.mkdir(parents=True, exist_ok=True)
     written = {
         "reconstructions": plots.reconstruction_grid(
@@ -478,8 +485,10 @@ def evaluate(
     probe_diagnostics: dict[str, Any] = {}
     probe = None
     if lg:
+        bar.begin("LG heads")
         diagnostics = lg_diagnostics(model, batches, params.seed, word_classes)
     if params.probe_steps > 0:
+        bar.begin("probe fit")
         train_batches = EvalBatches(
             shards,
             "train",
@@ -501,6 +510,7 @@ def evaluate(
                 lr=params.probe_lr,
                 vocabulary=training_captions(shards) if config.prediction_vocabulary == "captions" else None,
             ).to(device)
+        bar.begin("probe diagnostics")
         probe_diagnostics = lg_diagnostics(probe, batches, params.seed, word_classes)
     heatmap_model = model if lg else probe
     if heatmap_model is not None:
@@ -509,6 +519,7 @@ def evaluate(
             heatmap_model, first["images"][0], first["captions"][0], figures / FIGURES["word_code_similarity"]
         )
     timings["diagnostics"] = time.perf_counter() - mark
+    bar.finish()
     for name, values in (("LG heads", diagnostics), ("probe", probe_diagnostics)):
         if values:
             logger.info(
@@ -588,7 +599,17 @@ def main(argv: list[str] | None = None) -> int:
     result["params"] = to_mapping(params)
     write_json(args.metrics, result)
     logger.info("evaluated %s in %.1f s -> %s", args.run, result["eval_seconds"], args.metrics)
+    progress.headline(eval_headline(result))
     return 0
+
+
+def eval_headline(result: dict[str, Any]) -> str:
+    """The key figures of an evaluation for the console: PSNR and SSIM, and the LG heads' recall gain."""
+    text = f"PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}"
+    gain = (result.get("diagnostics") or {}).get("recall_gain_mask1")
+    if isinstance(gain, (int, float)):
+        text += f", LG recall gain {100 * gain:+.1f} points"
+    return text
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import progress
 from pipelines.params import StageParams
 from pipelines.stage import parser, setup_logging, write_json
 from pipelines.statistics import Interval, describe_delta, mean_interval, paired_delta
@@ -680,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     path, result = write_report(runs, args.out)
     write_json(args.out / "summary.json", result)
     logger.info("report of %d/%d evaluated runs -> %s", result["runs_evaluated"], len(runs), path)
+    progress.headline(f"{result['runs_evaluated']}/{len(runs)} runs in {path}")
     return 0
 
 

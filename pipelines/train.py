@@ -14,6 +14,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipelines import progress
 from pipelines.models import BASES, GuidanceParams, ModelParams, VocabularyParams, tokenizer_config
 from pipelines.params import ParamsError, StageParams, read_yaml, to_mapping
 from pipelines.ray_runtime import RayParams
@@ -146,7 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(args.metrics, metrics)
     logger.info("trained %s (lg=%s) in %.0f s -> %s", args.base, args.lg, meta["train_seconds"], args.out)
+    progress.headline(train_headline(metrics["final"], meta["steps"]))
     return 0
+
+
+def train_headline(final: dict[str, float], steps: int) -> str:
+    """The key figure of a run for the console: its last reported reconstruction loss (else total loss)."""
+    for key in ("reconstruction", "total"):
+        if key in final:
+            return f"{key} loss {final[key]:.4f} after {steps} steps"
+    return f"{steps} steps"
 
 
 if __name__ == "__main__":

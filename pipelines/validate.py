@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import progress
 from pipelines.params import StageParams
 from pipelines.stage import parser, setup_logging
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("validation of %s failed; see %s", args.shards, args.report)
         return 1
     logger.info("validation of %s passed (%d rows); report %s", args.shards, report.total_rows, args.report)
+    checks = len(report.checks)
+    progress.headline(f"{checks}/{checks} checks passed on {report.total_rows} rows")
     return 0
 
 
