@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,30 @@ def storage_uri(params: RayParams) -> str:
     return str(path)
 
 
+# Passed to every Ray worker of a stage (runtime_env): offline model hubs, quiet tokenizers, and the progress
+# folder of the console (pipelines.progress), which the training workers write to.
+FORWARDED_ENV = (
+    "HF_HUB_OFFLINE",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "TOKENIZERS_PARALLELISM",
+    "LGVQ_PROGRESS_DIR",
+)
+
+# Ray 2.60 turns token authentication on by default for a new local cluster and warns about it on every start
+# ("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out"). Naming the
+# mode explicitly keeps that default (the token is kept in ~/.ray/auth_token, made on first use) and is what
+# silences the warning. An explicit RAY_AUTH_MODE in the environment wins.
+AUTH_MODE_ENV, LOCAL_AUTH_MODE = "RAY_AUTH_MODE", "token"
+
+# Ray Train's own switch for its PreemptionWatcher actor (one per worker group, polling node drains every
+# 5 s). Created with max_restarts=-1 and its constructor arguments in the object store, it makes Ray core log
+# an error line ("core_worker.cc ... E ... Actor with class name: 'PreemptionWatcher' ... has constructor
+# arguments in the object store and max_restarts > 0", ray-project/ray#53727). It watches for nodes being
+# drained (preempted), which on a single-node cluster would end the run anyway: there it is switched off (an
+# explicit value in the environment wins; Ray Train passes the variable from the driver to its controller).
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+
+
 def ensure_ray(params: RayParams) -> None:
     """Connect to the configured cluster, or start a local one, unless Ray is already initialised."""
     import ray
@@ -54,18 +80,13 @@ def ensure_ray(params: RayParams) -> None:
     if ray.is_initialized():
         return
     address = cluster_address(params)
-    runtime_env = {
-        "env_vars": {
-            k: os.environ[k]
-            for k in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM")
-            if k in os.environ
-        }
-    }
+    runtime_env = {"env_vars": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
     if address:
         logger.info("joining Ray cluster at %s", address)
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:
         logger.info("starting a local Ray cluster with %d CPUs", params.num_cpus)
+        os.environ.setdefault(AUTH_MODE_ENV, LOCAL_AUTH_MODE)
         ray.init(
             address="local",  # never attach silently to a `ray start` cluster found on this machine
             num_cpus=params.num_cpus,
@@ -74,3 +95,55 @@ def ensure_ray(params: RayParams) -> None:
             runtime_env=runtime_env,
             logging_level="WARNING",
         )
+    if len(ray.nodes()) == 1:
+        os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
+
+
+def state_api_available() -> bool:
+    """Whether this cluster answers Ray's State API (it needs the dashboard, i.e. ``ray[default]`` and a
+    cluster started with it; ``ensure_ray`` and ``make pipeline``'s shared head start without)."""
+    from ray.util.state import list_nodes
+
+    try:
+        list_nodes(limit=1, timeout=5, raise_on_missing_output=False)
+    except Exception as err:  # RayStateApiException (no API server), ConnectionError, …
+        logger.debug("no Ray State API: %s", err)
+        return False
+    return True
+
+
+def torch_trainer(*args: Any, **kwargs: Any) -> Any:
+    """A ``ray.train.torch.TorchTrainer``; on a cluster without the State API, one without Ray Train's
+    PlacementGroupCleaner.
+
+    Ray Train v2 (2.60) starts that cleaner as a detached actor per run: it asks the State API once a second
+    whether the run's controller is still alive, to free the run's placement group should the controller die.
+    Without the State API every question fails, it logs "Failed to query Ray Train Controller actor state.
+    State API may be temporarily unavailable. Continuing to monitor." once a second for the whole run (1,756
+    lines in a default ``make pipeline``) and could never clean anything up. Ray has no setting for it, so the
+    trainer leaves it out of its default callbacks there; with the State API (a cluster with the dashboard) it
+    stays. The alternative, the dashboard, was measured at +1.0 GB of memory, +11 processes and +1.2 s per
+    local start on this project's 2-CPU machines, plus ~100 MB of extra packages (``ray[default]``).
+    """
+    from ray.train.torch import TorchTrainer
+
+    if state_api_available():
+        return TorchTrainer(*args, **kwargs)
+    return trainer_without_cleaner()(*args, **kwargs)
+
+
+@functools.cache
+def trainer_without_cleaner() -> type:
+    """The TorchTrainer subclass ``torch_trainer`` uses without the State API (made once, on first use: it
+    imports Ray Train)."""
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+
+    class TrainerWithoutCleaner(TorchTrainer):
+        """A TorchTrainer whose default callbacks leave out the PlacementGroupCleaner (``torch_trainer``)."""
+
+        def _create_default_callbacks(self):  # Ray Train v2 internal; tests/pipelines check it still exists
+            callbacks = super()._create_default_callbacks()
+            return [cb for cb in callbacks if not isinstance(cb, PlacementGroupCleanerCallback)]
+
+    return TrainerWithoutCleaner

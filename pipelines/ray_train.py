@@ -155,6 +155,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     from lgvq_core.config import TrainConfig
     from lgvq_core.training.loop import Callback, fit
+    from pipelines import progress
     from pipelines.models import save_run, torch_threads
 
     job = TrainJob(**config)
@@ -173,14 +174,22 @@ def train_worker(config: dict[str, Any]) -> None:
                 logger.info("rank %d: restored checkpoint %s", rank, checkpoint.path)
     loop = TrainConfig.from_dict({**job.loop, "checkpoint_dir": str(workdir)})
     pending: list[Path] = []
+    # Rank 0 feeds the console's progress bar when one follows the stage; otherwise its tqdm bar, as before.
+    bar = progress.bar("train", "train", loop.steps) if rank == 0 and progress.active() else None
 
     class ReportToRay(Callback):
+        def on_step_end(self, state, metrics):
+            if bar is not None:
+                bar.update(state.step)
+
         def on_checkpoint(self, state, path):  # rank 0 only
             pending.append(Path(path))
 
         def on_report(self, state, metrics):  # every rank, same steps
             ckpt = _checkpoint_of(workdir) if rank == 0 and pending else None
             pending.clear()
+            if bar is not None and "reconstruction" in metrics:
+                bar.update(state.step, note=f"reconstruction {metrics['reconstruction']:.4f}")
             ray.train.report({**metrics, "epoch": state.epoch}, checkpoint=ckpt)
 
     started = time.perf_counter()
@@ -190,8 +199,10 @@ def train_worker(config: dict[str, Any]) -> None:
         loop,
         discriminator=discriminator,
         callbacks=[ReportToRay()],
-        progress=rank == 0,
+        progress=rank == 0 and bar is None,
     )
+    if bar is not None:
+        bar.finish()
     seconds = time.perf_counter() - started
     final = dict(result.history[-1]) if result.history else {}
     final.update(epoch=result.state.epoch, train_seconds=seconds, step=result.state.step)
@@ -220,13 +231,12 @@ def run(job: TrainJob, ray_params: Any, out: Path, name: str) -> dict[str, Any]:
     """Run ``job`` under a ``TorchTrainer``; copies the exported model to ``out``; returns the final
     metrics."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
-    from pipelines.ray_runtime import ensure_ray, storage_uri
+    from pipelines.ray_runtime import ensure_ray, storage_uri, torch_trainer
 
     ensure_ray(ray_params)
     resources = {"CPU": ray_params.cpus_per_worker}
-    trainer = TorchTrainer(
+    trainer = torch_trainer(
         train_worker,
         train_loop_config=asdict(job),
         scaling_config=ScalingConfig(

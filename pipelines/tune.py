@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from pipelines import progress
 from pipelines.params import ParamsError, StageParams, to_mapping
 from pipelines.ray_runtime import RayParams
 from pipelines.stage import parser, setup_logging
@@ -127,6 +128,8 @@ def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, v
     ensure_ray(p.ray)
     trainable = _trainable(p)
     callbacks = list(callbacks or [])
+    if progress.active():
+        callbacks.append(progress_callback(p))
     if p.settings.workers_per_trial > 1:
         callbacks.append(release_callback(p.name))
     if resume:
@@ -150,10 +153,53 @@ def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, v
                 callbacks=callbacks,
                 verbose=verbose,
                 failure_config=tune.FailureConfig(max_failures=p.ray.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # 2, not 1: with num_to_keep=n Tune forces an experiment snapshot whenever a trial has
+                # checkpointed n times since the last one; at 1 that is every checkpoint, and concurrent
+                # trials checkpointing seconds apart made Tune warn (experiment state snapshotting "may
+                # become a bottleneck", TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC).
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
     return tuner.fit()
+
+
+def progress_callback(p: Plan) -> Any:
+    """A Tune callback (driver side) drawing the search as one console progress bar over its trials: a
+    finished trial counts 1, a running one the fraction of ``max_steps`` it has reported; the note is the best
+    objective so far."""
+    from ray import tune
+
+    class TuneProgress(tune.Callback):
+        def __init__(self) -> None:
+            self.bar = progress.bar("tune", "tune", p.tune.num_samples, unit="trial")
+            self.fraction: dict[str, float] = {}
+            self.best: float | None = None
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            step = float(result.get("step", 0) or 0)
+            self.fraction[trial.trial_id] = min(1.0, step / max(1, p.tune.scheduler.max_steps))
+            value = result.get("objective")
+            better = min if p.tune.objective.mode == "min" else max
+            if finite(value):
+                self.best = float(value) if self.best is None else better(self.best, float(value))
+            self._draw()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.fraction[trial.trial_id] = 1.0
+            self._draw()
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.fraction[trial.trial_id] = 1.0
+            self._draw()
+
+        def on_experiment_end(self, trials, **info):
+            self.bar.finish()
+
+        def _draw(self) -> None:
+            note = f"best objective {self.best:.4g}" if self.best is not None else None
+            self.bar.update(sum(self.fraction.values()), note=note)
+
+    return TuneProgress()
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -368,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen["objective"],
         {w: chosen[w] for w in sorted(p.tune.space)},
     )
+    weights = ", ".join(f"{w} {chosen[w]:.3g}" for w in sorted(p.tune.space))
+    progress.headline(f"best objective {chosen['objective']:.4g} of {len(grid)} trials ({weights})")
     return 0
 
 

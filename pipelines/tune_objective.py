@@ -332,12 +332,13 @@ def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
     ``TuneReportCallback``. The inner run is named after the trial, so a restored trial resumes it."""
     from ray import tune
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
+
+    from pipelines.ray_runtime import torch_trainer
 
     name = f"{s.experiment}-{tune.get_context().get_trial_id()}"
     pg_key = placement_group_key(s.experiment, tune.get_context().get_trial_id())
-    trainer = TorchTrainer(
+    trainer = torch_trainer(
         train_worker,
         train_loop_config={"job": apply_weights(s.job, config), "settings": asdict(s), "pg_key": pg_key},
         scaling_config=ScalingConfig(
