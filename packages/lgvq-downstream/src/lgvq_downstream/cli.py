@@ -17,6 +17,8 @@ from pathlib import Path
 
 from lgvq_data.shards import ShardError
 from lgvq_downstream.codes.errors import CodeShardError
+from lgvq_downstream.tasks.grounding.cli import add_ground
+from lgvq_downstream.tasks.retrieval.cli import add_retrieve
 
 PROG = "lgvq-downstream"
 
@@ -71,7 +73,7 @@ def add_codes(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_codes)
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_codes,)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_codes, add_ground, add_retrieve)
 
 
 def build_parser() -> argparse.ArgumentParser:
