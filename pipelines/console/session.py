@@ -1,0 +1,148 @@
+"""One ``dvc repro`` as the console tells it: fed dvc's output line by line (``feed``), polled for the
+progress bar (``tick``), closed with dvc's exit code (``finish``). Every line reaches the logs; the screen
+gets a start and an end line per stage, the live bar, and the summary or the failure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.console import lines
+from pipelines.console.bar import render
+from pipelines.console.dvc_output import LockUpdated, StageSkipped, StageStarted, parse
+from pipelines.console.stage_logs import StageLogs, tail
+from pipelines.console.summary import summary_lines
+from pipelines.console.terminal import Terminal
+from pipelines.console.watcher import ProgressWatcher
+
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the summary reads from and points to."""
+
+    summary: Path
+    report: Path
+    logs: Path
+
+
+class Session:
+    def __init__(
+        self,
+        terminal: Terminal,
+        logs: StageLogs,
+        watcher: ProgressWatcher,
+        outputs: Outputs,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.terminal, self.logs, self.watcher, self.outputs, self.clock = (
+            terminal,
+            logs,
+            watcher,
+            outputs,
+            clock,
+        )
+        self.began = clock()
+        self.watcher.clear()  # files left by an earlier, interrupted run
+        self.current: str | None = None
+        self.stage_began = 0.0
+        self.ran: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._pending_skips: list[tuple[str, str]] = []
+
+    # ---------------------------------------------------------------------------------------------- events
+
+    def feed(self, line: str) -> None:
+        """One line of dvc's output (without its newline)."""
+        event = parse(line)
+        if isinstance(event, StageStarted):
+            self._close_stage()
+            self._flush_skips()
+            now = self.clock()
+            self.current, self.stage_began = event.stage, now
+            self.logs.begin(event.stage)
+            self.watcher.start(since=now)
+            self.terminal.line(lines.started(event.stage, now))
+        elif isinstance(event, LockUpdated):
+            self._close_stage()
+        elif isinstance(event, StageSkipped):
+            self.skipped.append((event.stage, event.reason))
+            self._pending_skips.append((event.stage, event.reason))
+        self.logs.write(line)
+
+    def tick(self) -> None:
+        """Redraw the progress bar of the running stage (on a terminal)."""
+        state = self.watcher.current() if self.current else None
+        if state is None:
+            self.terminal.status(None)
+            return
+        self.terminal.status("  " + render(state, self.terminal.width() - 3, self.clock()))
+
+    def finish(self, returncode: int) -> int:
+        """dvc exited: close the running stage, print the summary or the failure; returns the exit code."""
+        if returncode == 0:
+            self._close_stage()
+            self._flush_skips()
+            self.logs.close()
+            self._summary()
+        else:
+            self._failure(returncode)
+        return returncode
+
+    def interrupted(self) -> int:
+        self.terminal.status(None)
+        where = f" during {self.current}; its log: {self.logs.path_of(self.current)}" if self.current else ""
+        self.logs.close()
+        self.terminal.line(f"{lines.stamp(self.clock())} ✗ interrupted{where}")
+        return 130
+
+    # ---------------------------------------------------------------------------------------------- parts
+
+    def _close_stage(self) -> None:
+        """The running stage succeeded: its end line with the wall time and its headline."""
+        if self.current is None:
+            return
+        now = self.clock()
+        headline = self.watcher.headline()
+        self.terminal.status(None)
+        self.terminal.line(lines.done(self.current, now, now - self.stage_began, headline))
+        self.ran.append(self.current)
+        self.watcher.clear()
+        self.logs.end()
+        self.current = None
+
+    def _flush_skips(self) -> None:
+        if self._pending_skips:
+            self.terminal.line(lines.skipped(self._pending_skips))
+            self._pending_skips = []
+
+    def _summary(self) -> None:
+        total = self.clock() - self.began
+        if self.ran:
+            plural = "s" if len(self.ran) != 1 else ""
+            head = f"pipeline: {len(self.ran)} stage{plural} ran in {lines.duration(total)}"
+        else:
+            head = "pipeline: nothing to run, every stage is up to date"
+        if self.skipped:
+            head += f" ({len(self.skipped)} up to date)" if self.ran else f" ({len(self.skipped)})"
+        self.terminal.line("")
+        self.terminal.line(head)
+        self.terminal.lines(summary_lines(self.outputs.summary, self.outputs.report, self.outputs.logs))
+
+    def _failure(self, returncode: int) -> None:
+        self.terminal.status(None)
+        now = self.clock()
+        dvc_log = self.logs.dvc_path
+        if self.current is not None:
+            path = self.logs.path_of(self.current)
+            self.logs.close()
+            self.terminal.line(lines.failed(self.current, now, now - self.stage_began))
+            self.terminal.lines(lines.log_tail(path, tail(path, TAIL_LINES), dvc_log))
+        else:
+            self._flush_skips()
+            self.logs.close()
+            self.terminal.line(f"{lines.stamp(now)} ✗ dvc repro exited with code {returncode}")
+            self.terminal.lines(lines.log_tail(dvc_log, tail(dvc_log, TAIL_LINES), dvc_log))
