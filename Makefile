@@ -8,6 +8,8 @@ export DVC_NO_ANALYTICS ?= 1
 export RAY_USAGE_STATS_ENABLED ?= 0
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
+# make pipeline V=1 streams every line of dvc and the stages (the same as LGVQ_VERBOSE=1).
+V ?=
 
 .PHONY: setup pipeline test test-fast bench lint
 
@@ -15,8 +17,10 @@ setup:
 	@bash scripts/setup.sh
 
 ## The main job: the offline default DVC pipeline (data -> validate -> tune -> train -> evaluate -> report).
+## A short console (one line per stage start/end, progress bars, a summary; full logs in reports/logs/);
+## `make pipeline V=1` (or LGVQ_VERBOSE=1) streams everything dvc and the stages print instead.
 pipeline: setup
-	@bash scripts/pipeline.sh
+	@LGVQ_VERBOSE="$(if $(V),$(V),$${LGVQ_VERBOSE:-0})" bash scripts/pipeline.sh
 
 ## The whole test suite (what CI runs), slow tests included.
 test: setup

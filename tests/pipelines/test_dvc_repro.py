@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,8 +78,13 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     log = _run(["bash", "scripts/pipeline.sh"], repo)
     assert "one local Ray head for every stage" in log
     for stage in ("data", "validate", "tune", "train@vqct-on-1", "evaluate@vqct-off-0", "report"):
-        assert f"Running stage '{stage}'" in log
-    assert "starting a local Ray cluster" not in log  # every stage joined the shared head
+        assert f"▶ {stage}\n" in log and f"✓ {stage} " in log  # the console: a start and an end line
+    assert not re.findall(r"(?im)^.*(error|warn|fail|traceback).*$", log), log  # a success reads like one
+    assert "VQCT+LG vs VQCT: PSNR" in log and "reports/logs/dvc.log" in log  # the summary
+    full = (repo / "reports" / "logs" / "dvc.log").read_text()  # everything dvc and the stages printed
+    assert "Running stage 'train@vqct-on-1'" in full and (repo / "reports/logs/train@vqct-on-1.log").is_file()
+    assert "starting a local Ray cluster" not in full  # every stage joined the shared head
+    assert "State API may be temporarily unavailable" not in full and "PreemptionWatcher" not in full
     report = (repo / "reports" / "report.md").read_text()
     assert "| VQCT | 2 |" in report and "| VQCT+LG | 2 |" in report and "VQCT+LG vs VQCT" in report
     assert (repo / "tune" / "best_loss_weights.yaml").is_file()
