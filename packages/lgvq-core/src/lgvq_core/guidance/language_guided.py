@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from lgvq_core.guidance.config import GuidanceConfig
 from lgvq_core.guidance.masking import sample_mask_ratio, sample_token_mask
 from lgvq_core.guidance.relation_alignment import CodeProjector
-from lgvq_core.guidance.semantic_alignment import SemanticAlignment
+from lgvq_core.guidance.semantic_alignment import FactoredMemory, SemanticAlignment
 from lgvq_core.guidance.text_cache import TextFeatureCache
 from lgvq_core.guidance.text_encoder import TextEncoder, TextFeatures
 from lgvq_core.guidance.visual_encoder import VisualTokenEncoder
@@ -50,7 +50,8 @@ class AlignmentOutput:
 
     Attributes:
         lgsa, lmtp, lras: scalar losses (unweighted).
-        visual: B×(1+N)×E visual-token outputs (index 0 = [CLS]).
+        visual: B×(1+N)×E visual-token outputs (index 0 = [CLS]); only [CLS] carries a gradient (the other
+            tokens reach the decoder as factors, and L_ras only matches words to them).
         text: the unmasked text features (on the model's device).
         masked: B×L bool, the positions masked for L_mtp.
         logits: M×V prediction logits of the masked positions (row order = ``masked.nonzero()``); M×C over
@@ -235,8 +236,15 @@ class LanguageGuided(nn.Module):
             raise ValueError(f"{len(captions)} captions for a batch of {quantized.shape[0]} images")
         device = quantized.device
         text = self.text_features(list(captions)).to(device)
-        visual = self.visual(quantized)
-        cls = self.cls_to_sentence(visual[:, 0])
+        # The decoder reads the visual tokens as features @ proj (folded into its key/value weights); the
+        # projected tokens themselves are needed only for [CLS] (L_gsa) and L_ras's gradient-free matching.
+        features = self.visual.features(quantized)
+        memory = FactoredMemory(features, self.visual.proj)
+        cls_token = features[:, :1] @ self.visual.proj
+        with torch.no_grad():
+            tokens = features[:, 1:] @ self.visual.proj
+        visual = torch.cat([cls_token, tokens], dim=1)
+        cls = self.cls_to_sentence(cls_token[:, 0])
         if self.config.learns_temperature:
             lgsa = global_alignment_loss(cls, text.sentence, logit_scale=self._logit_scale(), symmetric=True)
         else:
@@ -259,7 +267,7 @@ class LanguageGuided(nn.Module):
         # outside the loss, so running it only up to the batch's last real token gives the same L_mtp.
         length = _attended_length(text.attention_mask)
         hidden = self.semantic(
-            states[:, :length], masked[:, :length], text.attention_mask[:, :length], visual
+            states[:, :length], masked[:, :length], text.attention_mask[:, :length], memory
         )
         candidates = self._candidates()
         logits = self.semantic.head(

@@ -78,6 +78,12 @@ class VisualTokenEncoder(nn.Module):
 
     def forward(self, quantized: Tensor) -> Tensor:
         """quantized B×D×h×w → B×(1+h·w)×E."""
+        return self.features(quantized) @ self.proj
+
+    def features(self, quantized: Tensor) -> Tensor:
+        """quantized B×D×h×w → B×(1+h·w)×W, the normalised tokens before the projection to the text width
+        (``forward = features @ proj``); consumers that only project them further can fold ``proj`` into their
+        own weights (W ≪ E), see :class:`~lgvq_core.guidance.semantic_alignment.MaskedTextDecoder`."""
         b, d, h, w = quantized.shape
         if h * w != self.num_tokens:
             raise ValueError(
@@ -88,4 +94,4 @@ class VisualTokenEncoder(nn.Module):
         x = self.ln_pre(torch.cat([cls, tokens], dim=1) + self.positional_embedding)
         for block in self.blocks:
             x = block(x)
-        return self.ln_post(x) @ self.proj
+        return self.ln_post(x)
