@@ -59,10 +59,11 @@ FORWARDED_ENV = (
 )
 
 # Ray 2.60 turns token authentication on by default for a new local cluster and warns about it on every start
-# ("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out"). Naming the
-# mode explicitly keeps that default (the token is kept in ~/.ray/auth_token, made on first use) and is what
-# silences the warning. An explicit RAY_AUTH_MODE in the environment wins.
-AUTH_MODE_ENV, LOCAL_AUTH_MODE = "RAY_AUTH_MODE", "token"
+# ("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out"): the
+# warning is for RAY_AUTH_MODE being unset. Naming the mode keeps that default (the token is kept in
+# ~/.ray/auth_token, made on first use) without the warning. An explicit RAY_AUTH_MODE in the environment
+# wins (make pipeline's shared head sets "disabled" for its 127.0.0.1 head).
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
 
 # Ray Train's own switch for its PreemptionWatcher actor (one per worker group, polling node drains every
 # 5 s). Created with max_restarts=-1 and its constructor arguments in the object store, it makes Ray core log
@@ -86,7 +87,8 @@ def ensure_ray(params: RayParams) -> None:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:
         logger.info("starting a local Ray cluster with %d CPUs", params.num_cpus)
-        os.environ.setdefault(AUTH_MODE_ENV, LOCAL_AUTH_MODE)
+        if AUTH_MODE_ENV not in os.environ:
+            name_token_auth()
         ray.init(
             address="local",  # never attach silently to a `ray start` cluster found on this machine
             num_cpus=params.num_cpus,
@@ -97,6 +99,22 @@ def ensure_ray(params: RayParams) -> None:
         )
     if len(ray.nodes()) == 1:
         os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
+
+
+def name_token_auth() -> None:
+    """Set RAY_AUTH_MODE=token for this process and the cluster it starts, the way ``ray.init`` does itself.
+
+    Setting the variable alone is not enough once Ray is imported: Ray caches its config at import, so the
+    driver would still talk without a token to a GCS that wants one ("Failed to start GCS ...
+    InvalidAuthToken"). Ray's own helper sets the variable and refreshes that cache; should a Ray upgrade
+    move it, nothing is set and Ray's default applies (token auth, with its warning).
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:
+        logger.debug("Ray's token-auth helper moved; leaving RAY_AUTH_MODE to Ray's default")
+        return
+    _enable_token_auth()
 
 
 def state_api_available() -> bool:

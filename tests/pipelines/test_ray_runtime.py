@@ -4,6 +4,8 @@ API. Ray's own start is replaced by a stub here; the Ray Train internals the tra
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipelines import ray_runtime
@@ -49,14 +51,16 @@ def fake_ray(monkeypatch: pytest.MonkeyPatch):
     for var in ("RAY_ADDRESS", ray_runtime.AUTH_MODE_ENV, ray_runtime.PREEMPTION_WATCHER_ENV):
         monkeypatch.setenv(var, "")  # recorded, so what ensure_ray sets is undone after the test
         monkeypatch.delenv(var)
+    # Ray's own helper also refreshes this process's cached Ray config: stand in for it (env only)
+    monkeypatch.setattr(
+        ray_runtime, "name_token_auth", lambda: os.environ.__setitem__(ray_runtime.AUTH_MODE_ENV, "token")
+    )
     return install
 
 
 def test_local_cluster_names_token_auth_and_drops_the_watcher_on_one_node(
     fake_ray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
     monkeypatch.setenv("LGVQ_PROGRESS_DIR", "/tmp/progress")
     fake = fake_ray(nodes=1)
     ray_runtime.ensure_ray(PARAMS)
@@ -69,8 +73,6 @@ def test_local_cluster_names_token_auth_and_drops_the_watcher_on_one_node(
 def test_explicit_settings_and_multi_node_clusters_are_left_alone(
     fake_ray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
     monkeypatch.setenv(ray_runtime.AUTH_MODE_ENV, "disabled")
     fake = fake_ray(nodes=3)
     ray_runtime.ensure_ray(PARAMS)
