@@ -17,8 +17,10 @@ from pathlib import Path
 
 from lgvq_data.shards import ShardError
 from lgvq_downstream.codes.errors import CodeShardError
+from lgvq_downstream.tasks.captioning.cli import add_caption
 from lgvq_downstream.tasks.grounding.cli import add_ground
 from lgvq_downstream.tasks.retrieval.cli import add_retrieve
+from lgvq_downstream.tasks.vqa.cli import add_vqa
 
 PROG = "lgvq-downstream"
 
@@ -73,7 +75,13 @@ def add_codes(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_codes)
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_codes, add_ground, add_retrieve)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_codes,
+    add_caption,
+    add_vqa,
+    add_ground,
+    add_retrieve,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

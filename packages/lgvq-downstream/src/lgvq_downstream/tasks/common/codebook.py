@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from torch import Tensor
 
 from lgvq_downstream.codes.errors import CodeShardError, TokenizerMismatchError
 from lgvq_downstream.codes.manifest import CodeManifest, tokenizer_differences
 from lgvq_downstream.codes.tokenizer_folder import load_tokenizer
 
-__all__ = ["load_codebook"]
+__all__ = ["load_codebook", "standardize_codebook"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +51,13 @@ def load_codebook(manifest: CodeManifest) -> Tensor:
         )
     logger.info("codebook %d×%d from %s", *codebook.shape, info.path)
     return codebook
+
+
+def standardize_codebook(codebook: Tensor) -> Tensor:
+    """``codebook`` minus its mean row, divided by the root-mean-square entry of the result (an affine map:
+    the geometry between codes is kept; a common offset, which says nothing about which code it is, goes)."""
+    centred = codebook.float() - codebook.float().mean(dim=0, keepdim=True)
+    rms = centred.pow(2).mean().sqrt()
+    if not torch.isfinite(rms) or rms <= 0:
+        raise ValueError(f"codebook spread is {float(rms)}; cannot standardise it")
+    return centred / rms

