@@ -8,11 +8,12 @@ from pipelines.progress import BarState
 FULL, EMPTY = "█", "░"
 
 
-def render(state: BarState, width: int, now: float, cells: int = 24) -> str:
+def render(state: BarState, width: int, now: float, cells: int = 24, since: float | None = None) -> str:
     """The bar of ``state`` at time ``now``, cut to ``width`` characters.
 
     Rate and ETA come from the bar's own times; the ETA counts down between the stage's writes. Bars over
-    parts of unequal cost (``eta`` false) show the elapsed time instead.
+    parts of unequal cost (``eta`` false), and any bar before its rate is known, show the time elapsed since
+    ``since`` (the stage's start; default the bar's first update) instead.
     """
     total = max(state.total, 0.0)
     fraction = min(1.0, state.done / total) if total > 0 else 0.0
@@ -24,7 +25,7 @@ def render(state: BarState, width: int, now: float, cells: int = 24) -> str:
         if not state.finished and total > state.done:
             parts.append("ETA " + clock(max(0.0, (total - state.done) / rate - (now - state.updated))))
     else:
-        parts.append(clock(max(0.0, now - state.started)) + " elapsed")
+        parts.append(clock(max(0.0, now - (state.started if since is None else since))) + " elapsed")
     if state.note:
         parts.append(state.note)
     text = " · ".join(parts)

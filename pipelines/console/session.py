@@ -79,7 +79,8 @@ class Session:
         if state is None:
             self.terminal.status(None)
             return
-        self.terminal.status("  " + render(state, self.terminal.width() - 3, self.clock()))
+        width, now = self.terminal.width() - 3, self.clock()
+        self.terminal.status("  " + render(state, width, now, since=self.stage_began))
 
     def finish(self, returncode: int) -> int:
         """dvc exited: close the running stage, print the summary or the failure; returns the exit code."""

@@ -68,11 +68,13 @@ def _deltas(deltas: dict[str, dict[str, Any]]) -> list[str]:
         d = deltas[key]
         if not all(_number(d.get(k)) for k in ("mean", "low", "high")):
             continue
+        pair = f"{model_label(base, True)} vs {model_label(base, False)}: PSNR {d['mean']:+.2f} dB"
+        n = d.get("n")
+        if not isinstance(n, int) or n < 2:
+            out.append(f"{pair} (one seed: no interval)")
+            continue
         verdict = "distinguishable from 0" if d.get("excludes_zero") else "not distinguishable from 0"
-        out.append(
-            f"{model_label(base, True)} vs {model_label(base, False)}: PSNR {d['mean']:+.2f} dB "
-            f"[{d['low']:+.2f}, {d['high']:+.2f}] over {d.get('n', '?')} seeds, {verdict}"
-        )
+        out.append(f"{pair} [{d['low']:+.2f}, {d['high']:+.2f}] over {n} seeds, {verdict}")
     return out
 
 

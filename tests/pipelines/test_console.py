@@ -198,6 +198,12 @@ def test_summary_table_from_a_small_summary_json(tmp_path: Path) -> None:
     assert "SSIM +" not in text  # the PSNR delta is the headline, the rest is in the report
     assert "6 of 6 runs" in text and str(tmp_path / "report.md") in text and "dvc.log" in text
 
+    one = json.loads(summary.read_text())
+    one["paired_deltas"]["vqgan/psnr"].update(n=1, low=0.249, high=0.249)
+    summary.write_text(json.dumps(one))
+    text = "\n".join(summary_lines(summary, tmp_path / "report.md", tmp_path / "logs"))
+    assert "PSNR +0.25 dB (one seed: no interval)" in text and "[+0.25" not in text
+
     missing = "\n".join(summary_lines(tmp_path / "none.json", tmp_path / "report.md", tmp_path / "logs"))
     assert "none.json yet" in missing and "dvc.log" in missing
 
@@ -230,8 +236,10 @@ def test_watcher_follows_the_bar_a_stage_writes(tmp_path: Path, monkeypatch: pyt
 
     parts = progress.Parts("evaluate", "evaluate", ["reconstruction", "figures", "probe fit"])
     parts.begin("probe fit")
-    shown = render(watcher.current(), width=200, now=time.time())
-    assert "2/3 parts" in shown and "probe fit" in shown and "ETA" not in shown  # parts: elapsed, no ETA
+    now = time.time()
+    shown = render(watcher.current(), width=200, now=now, since=now - 75)
+    assert "2/3 parts" in shown and "probe fit" in shown and "ETA" not in shown  # parts: no ETA ...
+    assert "1:15 elapsed" in shown  # ... but the time since the stage started
 
     assert progress.read_headline(folder) is None
     progress.headline("PSNR 23.26 dB")
