@@ -21,5 +21,19 @@ quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >
 quiet "${pip[@]}" install -c requirements/constraints.txt "${LGVQ_TORCH_SPEC:-torch==2.13.0}"
 quiet "${pip[@]}" install -c requirements/constraints.txt \
   -e packages/lgvq-core -e packages/lgvq-data -e packages/lgvq-downstream -e '.[dev,bench]'
+# System parts of the downstream metrics: Java runs pycocoevalcap's PTB tokenizer and METEOR 1.5; WordNet
+# (Debian's wordnet-base) gives VQA's WUPS. Installed when absent and apt-get can run; otherwise the
+# captioning evaluation stops with how to install Java and WUPS is reported as absent.
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+[[ -f /usr/share/wordnet/data.noun ]] || missing+=(wordnet-base wordnet-sense-index)
+if (( ${#missing[@]} )); then
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}") >/dev/null 2>&1 || echo "setup: could not apt-get install ${missing[*]} (see README)"
+  else
+    echo "setup: not installed (needs root and apt-get): ${missing[*]} (see README)"
+  fi
+fi
 echo "$want" > "$stamp_file"
 echo "setup: installed in $(( $(date +%s) - start )) s; environment size $(du -sh "$VENV" | cut -f1)"
