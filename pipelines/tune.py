@@ -166,22 +166,20 @@ def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, v
 def progress_callback(p: Plan) -> Any:
     """A Tune callback (driver side) drawing the search as one console progress bar over its trials: a
     finished trial counts 1, a running one the fraction of ``max_steps`` it has reported; the note is the best
-    objective so far."""
+    of the trials' latest objectives (what :func:`best` ranks, before its full-budget filter)."""
     from ray import tune
 
     class TuneProgress(tune.Callback):
         def __init__(self) -> None:
             self.bar = progress.bar("tune", "tune", p.tune.num_samples, unit="trial")
             self.fraction: dict[str, float] = {}
-            self.best: float | None = None
+            self.latest: dict[str, float] = {}
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             step = float(result.get("step", 0) or 0)
             self.fraction[trial.trial_id] = min(1.0, step / max(1, p.tune.scheduler.max_steps))
-            value = result.get("objective")
-            better = min if p.tune.objective.mode == "min" else max
-            if finite(value):
-                self.best = float(value) if self.best is None else better(self.best, float(value))
+            if finite(result.get("objective")):
+                self.latest[trial.trial_id] = float(result["objective"])
             self._draw()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -196,7 +194,8 @@ def progress_callback(p: Plan) -> Any:
             self.bar.finish()
 
         def _draw(self) -> None:
-            note = f"best objective {self.best:.4g}" if self.best is not None else None
+            best = min if p.tune.objective.mode == "min" else max
+            note = f"best objective {best(self.latest.values()):.4g}" if self.latest else None
             self.bar.update(sum(self.fraction.values()), note=note)
 
     return TuneProgress()
