@@ -267,3 +267,33 @@ def test_multi_worker_trials_run_as_torch_trainers(tmp_path: Path, shards: Path,
     table = _table(out)
     assert len(table) == 2 and all(int(r["steps"]) >= 2 for r in table), table
     assert read_weights(out / "best_loss_weights.yaml")
+
+
+def test_progress_callback_draws_trials_and_the_best_latest_objective(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's bar for the search (only with a console following the stage): trials done, counting a
+    running trial by its reported steps, and the best of the trials' latest objectives (not of all reports).
+    """
+    from types import SimpleNamespace
+
+    from pipelines import progress
+
+    monkeypatch.setenv(progress.ENV, str(tmp_path))
+    plan = SimpleNamespace(
+        tune=SimpleNamespace(
+            num_samples=4, scheduler=SimpleNamespace(max_steps=64), objective=SimpleNamespace(mode="min")
+        )
+    )
+    callback = tune_stage.progress_callback(plan)
+    a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    callback.on_trial_result(0, [], a, {"step": 32, "objective": 0.50})
+    callback.on_trial_result(0, [], b, {"step": 32, "objective": 0.70})
+    callback.on_trial_result(0, [], a, {"step": 64, "objective": 0.60})  # a got worse: 0.50 is history
+    callback.on_trial_complete(0, [], a)
+    callback.bar.update(callback.bar.state.done, force=True)
+    (state,) = progress.read_bars(tmp_path)
+    assert state.unit == "trial" and state.total == 4 and state.done == 1.5  # a done, b halfway
+    assert state.note == "best objective 0.6"
+    callback.on_experiment_end([])
+    assert progress.read_bars(tmp_path)[0].finished
