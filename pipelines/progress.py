@@ -189,6 +189,7 @@ def _safe(name: str) -> str:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -197,6 +198,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
         os.replace(tmp, path)
     except OSError as err:  # progress is a courtesy: never fail a stage over it
         logger.debug("progress file %s not written: %s", path, err)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
