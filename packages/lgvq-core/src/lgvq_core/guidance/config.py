@@ -102,6 +102,9 @@ class GuidanceConfig(_StrictConfig):
             faster from scratch, which matters at short CPU budgets.
         mask_ratio_mean, mask_ratio_std, mask_ratio_min, mask_ratio_max: truncated normal of the per-step mask
         ratio.
+        masks_per_caption: independent mask draws per caption and step for L_mtp (official: 1). L_mtp is the
+            mean over all masked tokens of the draws — the same objective with k× the masked tokens per step;
+            each draw costs one masked text-encoder pass and one decoder pass.
         label_smoothing: ε of the masked-token cross-entropy.
         init_temperature: initial InfoNCE temperature in ``fixed`` mode (learnable; ``paper`` uses 1).
         text_cache_size: captions whose frozen text features are kept in memory (0 disables the cache; about
@@ -127,6 +130,7 @@ class GuidanceConfig(_StrictConfig):
     mask_ratio_std: float = 0.1
     mask_ratio_min: float = 0.1
     mask_ratio_max: float = 0.3
+    masks_per_caption: int = 1
     label_smoothing: float = 0.1
     init_temperature: float = 0.07
     text_cache_size: int = 20_000
@@ -164,6 +168,8 @@ class GuidanceConfig(_StrictConfig):
                 "need 0 <= mask_ratio_min < mask_ratio_max <= 1, "
                 f"got {self.mask_ratio_min}, {self.mask_ratio_max}"
             )
+        if self.masks_per_caption < 1:
+            raise ConfigError(f"masks_per_caption must be >= 1, got {self.masks_per_caption}")
         if self.mask_ratio_std <= 0:
             raise ConfigError(f"mask_ratio_std must be > 0, got {self.mask_ratio_std}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -229,8 +229,9 @@ class LanguageGuided(nn.Module):
         """L_gsa, L_mtp, L_ras for the quantized map B×D×h×w (straight-through) and B captions.
 
         Args:
-            masked: B×L bool positions to mask for L_mtp; ``None`` = sample (truncated-normal ratio,
-            Bernoulli).
+            masked: B×L bool positions to mask for L_mtp (or k·B×L: k draws, row ``i + j·B`` masking caption
+                ``i``); ``None`` = sample ``config.masks_per_caption`` draws (truncated-normal ratio,
+                Bernoulli). With k draws, ``AlignmentOutput.text``/``masked`` hold the k·B tiled rows.
         """
         if len(captions) != quantized.shape[0]:
             raise ValueError(f"{len(captions)} captions for a batch of {quantized.shape[0]} images")
@@ -250,6 +251,13 @@ class LanguageGuided(nn.Module):
         else:
             lgsa = global_alignment_loss(cls, text.sentence)
 
+        unmasked = text  # L_ras reads each caption once
+        draws = self.config.masks_per_caption if masked is None else masked.shape[0] // len(captions)
+        if masked is not None and masked.shape[0] != draws * len(captions):
+            raise ValueError(f"masked has {masked.shape[0]} rows for {len(captions)} captions")
+        if draws > 1:
+            text = text.tile(draws)
+            memory = FactoredMemory(features.repeat(draws, 1, 1), memory.proj)
         if masked is None:
             ratio = sample_mask_ratio(
                 self.config.mask_ratio_mean,
@@ -282,10 +290,10 @@ class LanguageGuided(nn.Module):
             columns = columns.clamp_min(0)
         lmtp = masked_token_loss(logits, columns, scored, label_smoothing=self.config.label_smoothing)
         lras = relation_alignment_loss(
-            text.token_states,
+            unmasked.token_states,
             visual[:, 1:],
             self.relation(quantized),
-            text.attention_mask,
+            unmasked.attention_mask,
             reduction=self.config.ras_reduction,
         )
         return AlignmentOutput(lgsa, lmtp, lras, visual, text, masked, logits, candidates)

@@ -61,6 +61,10 @@ class TextFeatures:
         """The rows ``index`` of every field."""
         return TextFeatures(*(t[index] for t in self._tensors()))
 
+    def tile(self, times: int) -> TextFeatures:
+        """The batch repeated ``times`` times along the rows (row ``i + j·B`` = row ``i``)."""
+        return TextFeatures(*(t.repeat(times, *([1] * (t.dim() - 1))) for t in self._tensors()))
+
     @staticmethod
     def cat(parts: list[TextFeatures]) -> TextFeatures:
         if not parts:
