@@ -4,10 +4,12 @@ chance), the same-budget probe for every run, the paired base-vs-LG deltas with 
 sentence each on whether they are distinguishable from zero, the protocol, links to the figures, the training
 curves and the paper's own numbers for reference.
 
-``python -m pipelines.report --eval reports/eval --train reports/train --out reports``. Reads each per-run
-eval JSON (``pipelines.evaluate``) and each train metrics JSON + curve CSV (``pipelines.train``; a curve is
-the CSV with the JSON's stem) of the runs the ``runs`` params section lists; writes ``report.md``,
-``summary.json`` (DVC metrics) and ``training_curves.png``. A missing run or metric is shown as "—".
+``python -m pipelines.report --eval reports/eval --train reports/train --downstream reports/downstream --out
+reports``. Reads each per-run eval JSON (``pipelines.evaluate``) and each train metrics JSON + curve CSV
+(``pipelines.train``; a curve is the CSV with the JSON's stem) of the runs the ``runs`` params section lists,
+and the downstream task reports of the runs ``downstream.tasks`` lists (``pipelines.downstream.report``);
+writes ``report.md``, ``summary.json`` (DVC metrics) and ``training_curves.png``. A missing run or metric is
+shown as "—".
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pipelines.params import StageParams
 from pipelines.stage import parser, setup_logging, write_json
 from pipelines.statistics import Interval, describe_delta, mean_interval, paired_delta
 
-PARAMS: tuple[str, ...] = ("runs",)
+PARAMS: tuple[str, ...] = ("runs", "downstream.tasks")
 logger = logging.getLogger(__name__)
 
 DASH = "—"
@@ -569,8 +571,13 @@ def summary(runs: dict[Key, Run], deltas: dict[str, Any], checks: dict[str, Any]
     }
 
 
-def write_report(runs: dict[Key, Run], out: Path) -> tuple[Path, dict[str, Any]]:
-    """``report.md`` + ``training_curves.png`` in ``out``; returns the path and the summary."""
+def write_report(
+    runs: dict[Key, Run],
+    out: Path,
+    downstream: tuple[list[str], dict[str, Any]] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """``report.md`` + ``training_curves.png`` in ``out``; returns the path and the summary. ``downstream``:
+    the lines and numbers of ``pipelines.downstream.report.section`` (left out when None)."""
     from pipelines import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -632,6 +639,7 @@ def write_report(runs: dict[Key, Run], out: Path) -> tuple[Path, dict[str, Any]]
         'own heads: the +LG run\'s trained heads. "codes" = the raw code vectors matched to the words, '
         '"g(codes)" = their projection (what L_ras trains).',
         "",
+        *([*downstream[0], ""] if downstream else []),
         "## Protocol",
         "",
         *protocol_lines(runs),
@@ -666,19 +674,29 @@ def write_report(runs: dict[Key, Run], out: Path) -> tuple[Path, dict[str, Any]]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, path)
-    return path, summary(runs, deltas, checks)
+    result = summary(runs, deltas, checks)
+    if downstream:
+        result["downstream"] = downstream[1]
+    return path, result
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--eval", type=Path, required=True, help="folder of per-run eval JSONs")
     p.add_argument("--train", type=Path, required=True, help="folder of train metrics JSONs + curve CSVs")
+    p.add_argument("--downstream", type=Path, default=None, help="folder of downstream task reports")
     p.add_argument("--out", type=Path, required=True, help="report folder (report.md, summary.json, PNG)")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    selection = StageParams(args.params, PARAMS).section("runs", RunsParams)
+    from pipelines.downstream import report as downstream_report
+
+    params = StageParams(args.params, PARAMS)
+    selection = params.section("runs", RunsParams)
+    # A params file from before the downstream stages (no `downstream` section) gets no downstream table.
+    tasks = params.section("downstream.tasks", dict[str, list[str]]) if "downstream" in params.data else {}
     runs = collect(args.eval, args.train, selection.bases, selection.seeds)
-    path, result = write_report(runs, args.out)
+    section = downstream_report.section(args.downstream, tasks, args.out) if any(tasks.values()) else None
+    path, result = write_report(runs, args.out, section)
     write_json(args.out / "summary.json", result)
     logger.info("report of %d/%d evaluated runs -> %s", result["runs_evaluated"], len(runs), path)
     progress.headline(f"{result['runs_evaluated']}/{len(runs)} runs in {path}")

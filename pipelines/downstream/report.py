@@ -1,0 +1,427 @@
+"""The downstream section of ``reports/report.md`` (called by ``pipelines.report``): per task the second-stage
+model on each tokenizer's codes (rows: base, base+LG), the task's trivial baseline and the shuffled-codes
+control, beside the paper's own numbers (labelled as the paper's, on its datasets), links to the example PNGs
+and the stage timings; plus the numbers for ``summary.json``.
+
+Input: the per-stage reports ``reports/downstream/<task>-<run>.json`` (``pipelines.downstream.task``) of the
+runs ``downstream.tasks`` lists. Several seeds of one model are averaged with a 95 % Student-t interval; a
+model with one seed shows its value alone and the section says there is no interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.downstream.params import TASKS, parse_run
+from pipelines.statistics import mean_interval
+
+logger = logging.getLogger(__name__)
+
+DASH = "—"
+BASE_NAMES = {"vqvae": "VQ-VAE", "vqgan": "VQ-GAN", "cvq": "CVQ", "vqct": "VQCT"}
+TASK_TITLES = {
+    "caption": "Image captioning",
+    "vqa": "Visual question answering",
+    "ground": "Visual grounding",
+    "retrieve": "Image→text retrieval",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, key below a row's prefix (dotted), scale and decimals."""
+
+    header: str
+    key: str
+    scale: float = 1.0
+    digits: int = 2
+
+
+CAPTION_COLUMNS = (
+    Column("BLEU-4 ↑", "BLEU-4", 100.0),
+    Column("METEOR ↑", "METEOR", 100.0),
+    Column("ROUGE-L ↑", "ROUGE-L", 100.0),
+    Column("CIDEr-D ↑", "CIDEr-D", 100.0),
+    Column("distinct captions %", "distinct_caption_ratio", 100.0, 1),
+)
+GROUND_COLUMNS = (Column("Acc@0.5 % ↑", "accuracy@0.5", 100.0, 1), Column("mean IoU ↑", "mean_iou", 1.0, 3))
+RETRIEVE_COLUMNS = (
+    Column("R@1 % ↑", "recall@1", 100.0, 1),
+    Column("R@5 % ↑", "recall@5", 100.0, 1),
+    Column("R@10 % ↑", "recall@10", 100.0, 1),
+    Column("median rank ↓", "median_rank", 1.0, 1),
+)
+
+# (task, headline column): the one number per task of the overview table and the console.
+HEADLINE = {
+    "caption": Column("captioning CIDEr-D ↑", "CIDEr-D", 100.0),
+    "vqa": Column("VQA accuracy % ↑", "accuracy", 100.0, 1),
+    "ground": Column("grounding Acc@0.5 % ↑", "accuracy@0.5", 100.0, 1),
+    "retrieve": Column("retrieval R@1 % ↑", "recall@1", 100.0, 1),
+}
+
+# Where a row's numbers sit in a stage report, per task: the model, its shuffled-codes control and the
+# trivial baselines (label, prefix).
+MODEL_PREFIX = {"caption": "metrics", "vqa": "metrics", "ground": "model", "retrieve": ""}
+SHUFFLED_PREFIX = {
+    "caption": "shuffled_codes.metrics",
+    "vqa": "shuffled_codes.metrics",
+    "ground": "baselines.shuffled_codes",
+}
+BASELINES: dict[str, tuple[tuple[str, str], ...]] = {
+    "caption": (("trivial baseline: most frequent training caption", "baseline.metrics"),),
+    "vqa": (("trivial baseline: majority training answer per question type", "baseline.metrics"),),
+    "ground": (
+        ("trivial baseline: mean training box", "baselines.mean_train_box"),
+        ("trivial baseline: centre box of mean size", "baselines.centre_box"),
+    ),
+    "retrieve": (("chance: a uniformly random ranking", "chance"),),
+}
+
+# The paper's numbers (METHOD-LGVQ.md §7.10–7.12): other datasets, 256-px images, 1024 codes — for reference.
+PAPER = {
+    "caption": {
+        "dataset": "CUB-200 (paper Table 11; its scale is unclear: BLEU-4 ≈ 1.3–1.7 beside CIDEr-D ≈ 100)",
+        "rows": {
+            "VQ-GAN": {"BLEU-4": 1.29, "METEOR": 24.47, "ROUGE-L": 33.40, "CIDEr-D": 93.62},
+            "LG-VQ (VQ-GAN+LG)": {"BLEU-4": 1.69, "METEOR": 25.78, "ROUGE-L": 34.73, "CIDEr-D": 102.77},
+        },
+    },
+    "vqa": {
+        "dataset": "COCO-QA with an MS-COCO codebook (paper Table 9; its one WUPS is most likely WUPS@0.0)",
+        "rows": {
+            "VQ-GAN": {"accuracy": 37.82, "WUPS@0.0": 83.22},
+            "LG-VQ (VQ-GAN+LG)": {"accuracy": 40.97, "WUPS@0.0": 83.56},
+        },
+    },
+    "ground": {
+        "dataset": "RefCOCO with an MS-COCO codebook (paper Table 8, Acc@IoU>0.5 only)",
+        "rows": {"VQ-GAN": {"accuracy@0.5": 9.14}, "LG-VQ (VQ-GAN+LG)": {"accuracy@0.5": 9.62}},
+    },
+    "retrieve": {"dataset": "none: the paper shows retrieval examples only (Figs. 4, 11, 12)", "rows": {}},
+}
+
+
+def model_label(base: str, lg: bool) -> str:
+    return BASE_NAMES.get(base, base) + ("+LG" if lg else "")
+
+
+def lookup(report: dict[str, Any] | None, path: str) -> float | None:
+    """A finite number of ``report`` by dotted path (``metrics.per_type.color.accuracy``), or None."""
+    node: Any = report or {}
+    for part in [p for p in path.split(".") if p]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
+        return None
+    return float(node)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def collect(folder: Path | None, tasks: dict[str, list[str]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """task → run → its stage report, for the runs ``tasks`` lists (missing or unreadable files are left
+    out, with a warning)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for task in TASKS:
+        for run in tasks.get(task, []):
+            path = folder / f"{task}-{run}.json" if folder is not None else None
+            if path is None or not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                logger.warning("skipping %s: %s", path, err)
+                continue
+            if isinstance(data, dict):
+                data.setdefault("pipeline", {})["path"] = str(path)
+                out.setdefault(task, {})[run] = data
+    return out
+
+
+def _models(runs: dict[str, dict[str, Any]]) -> dict[tuple[str, bool], list[str]]:
+    """(base, lg) → its runs (seeds), base before +LG."""
+    grouped: dict[tuple[str, bool], list[str]] = {}
+    for run in sorted(runs, key=lambda r: (parse_run(r)[0], parse_run(r)[1], parse_run(r)[2])):
+        base, lg, _ = parse_run(run)
+        grouped.setdefault((base, lg), []).append(run)
+    return grouped
+
+
+def _cell(values: list[float], column: Column) -> str:
+    if not values:
+        return DASH
+    interval = mean_interval([v * column.scale for v in values])
+    if interval.n < 2 or not math.isfinite(interval.half_width):
+        return f"{interval.mean:.{column.digits}f}"
+    return f"{interval.mean:.{column.digits}f} ± {interval.half_width:.{column.digits}f}"
+
+
+def _values(reports: list[dict[str, Any]], path: str) -> list[float]:
+    return [v for v in (lookup(r, path) for r in reports) if v is not None]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _columns(task: str, runs: dict[str, dict[str, Any]]) -> tuple[Column, ...]:
+    if task == "caption":
+        return CAPTION_COLUMNS
+    if task == "ground":
+        return GROUND_COLUMNS
+    if task == "retrieve":
+        return RETRIEVE_COLUMNS
+    types: list[str] = []
+    for report in runs.values():
+        for name in (report.get("metrics") or {}).get("per_type") or {}:
+            if name not in types:
+                types.append(name)
+    return (
+        Column("accuracy % ↑", "accuracy", 100.0, 1),
+        *(Column(f"{t} %", f"per_type.{t}.accuracy", 100.0, 1) for t in types),
+        Column("WUPS@0.9 % ↑", "WUPS@0.9", 100.0, 1),
+        Column("WUPS@0.0 % ↑", "WUPS@0.0", 100.0, 1),
+    )
+
+
+def task_rows(task: str, runs: dict[str, dict[str, Any]], columns: tuple[Column, ...]) -> list[list[str]]:
+    """Rows of one task's table: each model, the trivial baseline(s), each model's shuffled-codes control."""
+    models = _models(runs)
+    rows = []
+    for (base, lg), names in models.items():
+        reports = [runs[n] for n in names]
+        seeds = ", ".join(str(parse_run(n)[2]) for n in names)
+        extra = ""
+        if task == "retrieve":
+            heads = {r.get("heads") for r in reports}
+            extra = " (own LG heads)" if heads == {"lg"} else " (probe heads)" if heads == {"probe"} else ""
+        rows.append(
+            [f"{model_label(base, lg)}{extra}", seeds]
+            + [_cell(_values(reports, _join(MODEL_PREFIX[task], c.key)), c) for c in columns]
+        )
+    everything = list(runs.values())
+    for label, prefix in BASELINES[task]:
+        rows.append(
+            [label, DASH] + [_cell(_values(everything, _join(prefix, c.key))[:1], c) for c in columns]
+        )
+    if task in SHUFFLED_PREFIX:
+        for (base, lg), names in models.items():
+            reports = [runs[n] for n in names]
+            rows.append(
+                [f"shuffled codes, {model_label(base, lg)}", ", ".join(str(parse_run(n)[2]) for n in names)]
+                + [_cell(_values(reports, _join(SHUFFLED_PREFIX[task], c.key)), c) for c in columns]
+            )
+    return rows
+
+
+def paper_rows(task: str, columns: tuple[Column, ...]) -> list[list[str]]:
+    """The paper's rows in the layout of our table (empty cells where it reports nothing)."""
+    rows = []
+    for label, values in PAPER[task]["rows"].items():
+        cells = [f"{values[c.key]:.2f}" if c.key in values else "" for c in columns]
+        rows.append([f"*{label} (paper)*", ""] + cells)
+    return rows
+
+
+def best_baseline(task: str, reports: list[dict[str, Any]]) -> tuple[str, float] | None:
+    """(label, value) of the task's strongest trivial baseline on its headline number (higher is better for
+    every headline), from the first report that has it."""
+    column = HEADLINE[task]
+    found = []
+    for label, prefix in BASELINES[task]:
+        values = _values(reports, _join(prefix, column.key))
+        if values:
+            found.append((label.split(": ", 1)[-1], values[0]))
+    return max(found, key=lambda item: item[1]) if found else None
+
+
+def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """One sentence per model: its headline number against the strongest trivial baseline and the
+    shuffled-codes control."""
+    column = HEADLINE[task]
+    lines = []
+    best = best_baseline(task, list(runs.values()))
+    for (base, lg), names in _models(runs).items():
+        reports = [runs[n] for n in names]
+        model = _values(reports, _join(MODEL_PREFIX[task], column.key))
+        if not model or best is None:
+            continue
+        mean = sum(model) / len(model) * column.scale
+        baseline = best[1] * column.scale
+        text = (
+            f"{model_label(base, lg)}: {column.header.rstrip(' ↑')} {mean:.{column.digits}f} vs "
+            f"{best[0]} {baseline:.{column.digits}f} ({'above' if mean > baseline else 'NOT above'} it)"
+        )
+        if task in SHUFFLED_PREFIX:
+            shuffled = _values(reports, _join(SHUFFLED_PREFIX[task], column.key))
+            if shuffled:
+                s = sum(shuffled) / len(shuffled) * column.scale
+                text += (
+                    f", shuffled codes {s:.{column.digits}f} (the image adds {mean - s:+.{column.digits}f})"
+                )
+        lines.append(f"- {text}.")
+    return lines
+
+
+def headline_numbers(task: str, report: dict[str, Any]) -> str:
+    """``"CIDEr-D 41.20 (baseline 30.10, shuffled 20.33)"`` for one stage report (the console headline)."""
+    column = HEADLINE[task]
+    name = column.header.split(" ")[1] if task != "caption" else "CIDEr-D"
+    value = lookup(report, _join(MODEL_PREFIX[task], column.key))
+    best = best_baseline(task, [report])
+    parts = [f"{name} {_fmt(value, column)}", f"baseline {_fmt(best[1] if best else None, column)}"]
+    if task in SHUFFLED_PREFIX:
+        parts.append(
+            f"shuffled codes {_fmt(lookup(report, _join(SHUFFLED_PREFIX[task], column.key)), column)}"
+        )
+    return f"{parts[0]} ({', '.join(parts[1:])})"
+
+
+def _fmt(value: float | None, column: Column) -> str:
+    return DASH if value is None else f"{value * column.scale:.{column.digits}f}"
+
+
+def overview(collected: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One headline number per task: models, baseline, shuffled codes."""
+    tasks = [t for t in TASKS if collected.get(t)]
+    models: list[tuple[str, bool]] = []
+    for t in tasks:
+        for key in _models(collected[t]):
+            if key not in models:
+                models.append(key)
+    header = ["row", *(HEADLINE[t].header for t in tasks)]
+    rows = []
+    for base, lg in models:
+        row = [model_label(base, lg)]
+        for t in tasks:
+            names = [n for n in collected[t] if parse_run(n)[:2] == (base, lg)]
+            row.append(
+                _cell(
+                    _values([collected[t][n] for n in names], _join(MODEL_PREFIX[t], HEADLINE[t].key)),
+                    HEADLINE[t],
+                )
+            )
+        rows.append(row)
+    row = ["trivial baseline (the strongest)"]
+    for t in tasks:
+        best = best_baseline(t, list(collected[t].values()))
+        row.append(_cell([best[1]] if best else [], HEADLINE[t]))
+    rows.append(row)
+    for base, lg in models:
+        row = [f"shuffled codes, {model_label(base, lg)}"]
+        for t in tasks:
+            if t not in SHUFFLED_PREFIX:
+                row.append(DASH)
+                continue
+            names = [n for n in collected[t] if parse_run(n)[:2] == (base, lg)]
+            row.append(
+                _cell(
+                    _values([collected[t][n] for n in names], _join(SHUFFLED_PREFIX[t], HEADLINE[t].key)),
+                    HEADLINE[t],
+                )
+            )
+        rows.append(row)
+    return _table(header, rows)
+
+
+def figure_links(task: str, runs: dict[str, dict[str, Any]], out: Path) -> str:
+    links = []
+    for run, report in sorted(runs.items()):
+        figure = (report.get("pipeline") or {}).get("figure")
+        if figure and Path(figure).is_file():
+            base, lg, seed = parse_run(run)
+            target = Path(os.path.relpath(Path(figure), out)).as_posix()
+            links.append(f"[{model_label(base, lg)} seed {seed}]({target})")
+    return "Examples: " + (", ".join(links) if links else "none yet") + "."
+
+
+def timing_table(collected: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    header = ["stage", "train steps", "train examples", "world size", "train s", "eval s", "stage s"]
+    rows = []
+    for task in TASKS:
+        for run, report in sorted((collected.get(task) or {}).items()):
+            p = report.get("pipeline") or {}
+            t = p.get("train") or {}
+            rows.append(
+                [
+                    f"{task}@{run}",
+                    str(t.get("steps", DASH)),
+                    str(t.get("examples", DASH)),
+                    str(t.get("world_size", DASH)),
+                    _num(t.get("train_seconds")),
+                    _num(p.get("eval_seconds")),
+                    _num(p.get("stage_seconds")),
+                ]
+            )
+    return _table(header, rows)
+
+
+def _num(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, (int, float)) and math.isfinite(value) else DASH
+
+
+def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tuple[list[str], dict[str, Any]]:
+    """The markdown lines of the downstream section and its numbers for ``summary.json``."""
+    collected = collect(folder, tasks)
+    expected = sum(len(v) for v in tasks.values())
+    found = sum(len(v) for v in collected.values())
+    lines = ["## Downstream tasks on the frozen tokenizers' codes", ""]
+    if not collected:
+        return lines + [f"No downstream stage has run yet (0 of {expected})."], {"stages_found": 0}
+    seeds = {parse_run(run)[2] for runs in collected.values() for run in runs}
+    counts = {len(names) for runs in collected.values() for names in _models(runs).values()}
+    if counts == {1}:
+        seed_note = (
+            f"One tokenizer seed per model (seed {', '.join(map(str, sorted(seeds)))}) and one second-stage "
+            "seed each: every number is a single run, **without an interval** — read small differences as noise."
+        )
+    else:
+        seed_note = "Cells with several seeds are the mean ± 95 % Student-t half-width over those seeds."
+    lines += [
+        f"{found} of {expected} task stages found. Each task trains its second-stage model on the train "
+        "split of a tokenizer's codes (budget: `downstream.<task>` in params.yaml, nothing tuned) and is evaluated "
+        "once on the test split, beside its trivial baseline and the shuffled-codes control (every image "
+        "paired with the codes of another test image: what the model gets from the image itself). "
+        + seed_note,
+        "",
+        *overview(collected),
+        "",
+        "Captioning in CIDEr-D ×100 (coco-caption / pycocoevalcap, PTB tokenisation). The paper's tables are "
+        "below each task; they are on other datasets at 256 px with 1024 codes: compare the direction of "
+        "base vs +LG, not values.",
+        "",
+    ]
+    summary: dict[str, Any] = {"stages_found": found, "stages_expected": expected, "tasks": {}}
+    for task in TASKS:
+        runs = collected.get(task)
+        if not runs:
+            continue
+        columns = _columns(task, runs)
+        header = ["row", "seeds", *(c.header for c in columns)]
+        rows = task_rows(task, runs, columns) + paper_rows(task, columns)
+        lines += [f"### {TASK_TITLES[task]}", "", *_table(header, rows), ""]
+        lines += verdicts(task, runs)
+        lines += [f"- Paper: {PAPER[task]['dataset']}.", "", figure_links(task, runs, out), ""]
+        summary["tasks"][task] = {
+            f"{base}-{'on' if lg else 'off'}": {
+                c.key: sum(v) / len(v)
+                for c in columns
+                if (v := _values([runs[n] for n in names], _join(MODEL_PREFIX[task], c.key)))
+            }
+            for (base, lg), names in _models(runs).items()
+        }
+    lines += ["Stage timings (seconds of wall clock; `make pipeline` runs them one after another):", ""]
+    lines += [*timing_table(collected), ""]
+    return lines, summary
