@@ -61,12 +61,15 @@ class TaskParams:
     budget. ``checkpoint_every``: steps between Ray Train checkpoints (the last step always gets one).
     ``eval_batch_size``: images (captioning) or expressions (grounding) per forward pass at evaluation.
     ``threads``: torch threads of each Ray worker and of the evaluation (0 = ``ray.cpus_per_worker``).
+    ``eval_split``: the split the model is evaluated on once (``test``; COCO shards, which have train and val
+    only, use ``val``: COCO-QA's and RefCOCO's test parts are val2014 images). Training uses ``train``.
     """
 
     config: dict[str, Any]
     checkpoint_every: int
     eval_batch_size: int
     threads: int = 0
+    eval_split: str = "test"
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,17 @@ class VQAParams:
     eval_batch_size: int
     wups: bool
     threads: int = 0
+    eval_split: str = "test"
 
 
 @dataclass(frozen=True)
 class RetrieveParams:
     """``downstream.retrieve``: ``config`` = ``RetrievalConfig`` fields (R@k, caption seed, the probe budget
-    of runs without LG heads); ``threads`` as in :class:`TaskParams`."""
+    of runs without LG heads); ``threads`` and ``eval_split`` as in :class:`TaskParams`."""
 
     config: dict[str, Any]
     threads: int = 0
+    eval_split: str = "test"
 
 
 SECTION_CLASS: dict[str, type] = {

@@ -140,8 +140,9 @@ def load(task: str, folder: Path, device: str = "cpu") -> nn.Module:
 
 
 def evaluate(task: str, model: nn.Module, codes_dir: Path, settings: Any, config: Any) -> dict[str, Any]:
-    """The package's evaluation of ``model`` on the test split of ``codes_dir`` (baseline and shuffled-codes
-    control included). ``settings``: the stage's params subsection; ``config``: the task config."""
+    """The package's evaluation of ``model`` on the ``settings.eval_split`` split (test) of ``codes_dir``
+    (baseline and shuffled-codes control included). ``settings``: the stage's params subsection; ``config``:
+    the task config."""
     from lgvq_downstream.codes import CodeShardSet
 
     if task == "caption":
@@ -149,7 +150,7 @@ def evaluate(task: str, model: nn.Module, codes_dir: Path, settings: Any, config
 
         return run(
             model,
-            CodeShardSet(codes_dir, split="test"),
+            CodeShardSet(codes_dir, split=settings.eval_split),
             control_seed=config.train.seed,
             batch_size=settings.eval_batch_size,
         )
@@ -158,7 +159,7 @@ def evaluate(task: str, model: nn.Module, codes_dir: Path, settings: Any, config
 
         return run(
             model,
-            CodeShardSet(codes_dir, split="test"),
+            CodeShardSet(codes_dir, split=settings.eval_split),
             wups=settings.wups,
             control_seed=config.train.seed,
             batch_size=settings.eval_batch_size,
@@ -169,7 +170,7 @@ def evaluate(task: str, model: nn.Module, codes_dir: Path, settings: Any, config
 
         dataset = GroundingDataset(
             codes_dir,
-            "test",
+            settings.eval_split,
             model.vocab.tokenizer,
             max_text_tokens=model.config.max_text_tokens,
             on_error=model.config.train.on_error,
@@ -179,7 +180,7 @@ def evaluate(task: str, model: nn.Module, codes_dir: Path, settings: Any, config
         from lgvq_downstream.tasks.retrieval import RetrievalDataset
         from lgvq_downstream.tasks.retrieval import evaluate as run
 
-        dataset = RetrievalDataset(codes_dir, "test", seed=config.seed, on_error=config.on_error)
+        dataset = RetrievalDataset(codes_dir, settings.eval_split, seed=config.seed, on_error=config.on_error)
         return run(model, dataset, config)
     raise ValueError(f"unknown task {task!r}")
 

@@ -22,7 +22,7 @@ STAGES = sorted(DVC["stages"])
 
 
 def _module(stage: dict) -> str:
-    match = re.search(r"python -m (pipelines\.\w+)", stage["cmd"])
+    match = re.search(r"python -m (pipelines(?:\.\w+)+)", stage["cmd"])
     assert match, f"stage cmd does not run a pipelines module: {stage['cmd']}"
     return match.group(1)
 
