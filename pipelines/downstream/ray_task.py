@@ -123,7 +123,6 @@ def make_optimizer(model: Any, loop: Any) -> Any:
 
 def task_worker(config: dict[str, Any]) -> None:
     """Ray Train worker loop (all ranks). ``config`` is ``asdict(TaskJob)``."""
-
     from pipelines.models import torch_threads
 
     job = TaskJob(**config)
@@ -148,32 +147,63 @@ def _restore(workdir: Path) -> Path | None:
     return target
 
 
+def _report_to_ray(metrics: dict[str, Any], folder: Path | None) -> None:
+    import ray.train
+    from ray.train import Checkpoint
+
+    ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(folder)) if folder else None)
+
+
 def _loop_worker(job: TaskJob) -> None:
     import ray.train
     import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-{job.task}-r{rank}-"))
+    train_loop(
+        job,
+        workdir,
+        _restore(workdir),
+        _report_to_ray,
+        rank=rank,
+        world=world,
+        wrap=ray.train.torch.prepare_model,
+    )
+
+
+def train_loop(
+    job: TaskJob,
+    workdir: Path,
+    restored: Path | None,
+    report: Any,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    wrap: Any = None,
+) -> None:
+    """The training loop of one worker (see the module docstring), without Ray itself: ``restored`` is a
+    checkpoint folder to resume from (or None); ``report(metrics, folder)`` is called by every rank at the
+    same steps, with the checkpoint folder on rank 0 (None elsewhere); ``wrap`` moves or wraps the model (Ray
+    Train's ``prepare_model``; None keeps it as it is). The exported model ends in ``workdir/export``."""
     import torch
 
     from lgvq_downstream.tasks.common.loop import lr_factor
     from pipelines import progress
     from pipelines.downstream import tasks
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     config = task_config(job)
     loop = config.train
     prepared = tasks.prepare(job.task, config, Path(job.codes), Path(job.run))
     model = prepared.model
-    optimizer_model = model
-    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-{job.task}-r{rank}-"))
-    restored = _restore(workdir)
     start, losses, lrs = 0, [], []
     state = None
     if restored is not None and (restored / STATE).is_file():
         state = torch.load(restored / STATE, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         start, losses, lrs = int(state["step"]), list(state["losses"]), list(state["lrs"])
-    wrapped = ray.train.torch.prepare_model(model)  # moves to the worker's device; DDP when world > 1
-    optimizer = make_optimizer(optimizer_model, loop)
+    wrapped = wrap(model) if wrap is not None else model  # Ray: to the worker's device; DDP when world > 1
+    optimizer = make_optimizer(model, loop)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -220,14 +250,14 @@ def _loop_worker(job: TaskJob) -> None:
                 lr,
             )
         if done % job.checkpoint_every == 0 and done < loop.steps:
-            ckpt = _save_state(workdir, model, optimizer, done, losses, lrs) if rank == 0 else None
-            ray.train.report({"step": done, "loss": losses[-1]}, checkpoint=ckpt)
+            folder = _save_state(workdir, model, optimizer, done, losses, lrs) if rank == 0 else None
+            report({"step": done, "loss": losses[-1]}, folder)
     seconds = time.perf_counter() - started
     wrapped.eval()
     if bar is not None:
         bar.finish(note=f"loss {losses[-1]:.4f}" if losses else None)
     final = {"step": len(losses), "loss": losses[-1] if losses else float("nan"), "train_seconds": seconds}
-    ckpt = None
+    folder = None
     if rank == 0:
         _save_state(workdir, model, optimizer, len(losses), losses, lrs, keep=False)
         model.cpu()
@@ -243,15 +273,14 @@ def _loop_worker(job: TaskJob) -> None:
             **prepared.info,
         }
         (workdir / EXPORT / HISTORY).write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
-        ckpt = _checkpoint_of(workdir)
-    ray.train.report(final, checkpoint=ckpt)
+        folder = _checkpoint_folder(workdir)
+    report(final, folder)
 
 
 def _save_state(
     workdir: Path, model: Any, optimizer: Any, step: int, losses: list, lrs: list, keep: bool = True
 ) -> Any:
-    """Write the training state to ``workdir/state.pt`` (atomically); a Ray checkpoint of ``workdir`` when
-    ``keep``."""
+    """Write the training state to ``workdir/state.pt`` (atomically); the checkpoint folder when ``keep``."""
     import torch
 
     state = {
@@ -265,13 +294,11 @@ def _save_state(
     tmp = workdir / f".{STATE}.tmp"
     torch.save(state, tmp)
     tmp.replace(workdir / STATE)
-    return _checkpoint_of(workdir) if keep else None
+    return _checkpoint_folder(workdir) if keep else None
 
 
-def _checkpoint_of(workdir: Path) -> Any:
-    """A Ray checkpoint of ``workdir``'s state and export (the restored copy stays behind)."""
-    from ray.train import Checkpoint
-
+def _checkpoint_folder(workdir: Path) -> Path:
+    """A folder with ``workdir``'s state and export (what a checkpoint holds; the restored copy stays out)."""
     folder = workdir / "report"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -279,7 +306,7 @@ def _checkpoint_of(workdir: Path) -> Any:
         shutil.copy2(workdir / STATE, folder / STATE)
     if (workdir / EXPORT).is_dir():
         shutil.copytree(workdir / EXPORT, folder / EXPORT)
-    return Checkpoint.from_directory(str(folder))
+    return folder
 
 
 def _probe_worker(job: TaskJob) -> None:
@@ -293,7 +320,7 @@ def _probe_worker(job: TaskJob) -> None:
     config = task_config(job)
     workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-retrieve-r{rank}-"))
     restored = _restore(workdir)
-    ckpt = None
+    folder = None
     final: dict[str, Any] = {"step": config.probe_steps}
     if rank == 0:
         export = workdir / EXPORT
@@ -314,8 +341,8 @@ def _probe_worker(job: TaskJob) -> None:
             model.save_pretrained(export)
             (export / HISTORY).write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
         final["train_seconds"] = json.loads((export / HISTORY).read_text()).get("train_seconds", 0.0)
-        ckpt = _checkpoint_of(workdir)
-    ray.train.report(final, checkpoint=ckpt)
+        folder = _checkpoint_folder(workdir)
+    _report_to_ray(final, folder)
 
 
 # ------------------------------------------------------------------------------------------ driver side

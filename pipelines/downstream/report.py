@@ -35,7 +35,8 @@ TASK_TITLES = {
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, key below a row's prefix (dotted), scale and decimals."""
+    """A table column: header, key below a row's prefix (a path with "/": keys such as ``accuracy@0.5`` and
+    ``WUPS@0.9`` hold dots), scale and decimals."""
 
     header: str
     key: str
@@ -58,28 +59,35 @@ RETRIEVE_COLUMNS = (
     Column("median rank ↓", "median_rank", 1.0, 1),
 )
 
-# (task, headline column): the one number per task of the overview table and the console.
+# The one number per task of the overview table, the verdicts and the console: its column, and its name and
+# unit in a sentence.
 HEADLINE = {
     "caption": Column("captioning CIDEr-D ↑", "CIDEr-D", 100.0),
     "vqa": Column("VQA accuracy % ↑", "accuracy", 100.0, 1),
     "ground": Column("grounding Acc@0.5 % ↑", "accuracy@0.5", 100.0, 1),
     "retrieve": Column("retrieval R@1 % ↑", "recall@1", 100.0, 1),
 }
+HEADLINE_NAME = {
+    "caption": ("CIDEr-D", ""),
+    "vqa": ("accuracy", " %"),
+    "ground": ("Acc@0.5", " %"),
+    "retrieve": ("R@1", " %"),
+}
 
 # Where a row's numbers sit in a stage report, per task: the model, its shuffled-codes control and the
 # trivial baselines (label, prefix).
 MODEL_PREFIX = {"caption": "metrics", "vqa": "metrics", "ground": "model", "retrieve": ""}
 SHUFFLED_PREFIX = {
-    "caption": "shuffled_codes.metrics",
-    "vqa": "shuffled_codes.metrics",
-    "ground": "baselines.shuffled_codes",
+    "caption": "shuffled_codes/metrics",
+    "vqa": "shuffled_codes/metrics",
+    "ground": "baselines/shuffled_codes",
 }
 BASELINES: dict[str, tuple[tuple[str, str], ...]] = {
-    "caption": (("trivial baseline: most frequent training caption", "baseline.metrics"),),
-    "vqa": (("trivial baseline: majority training answer per question type", "baseline.metrics"),),
+    "caption": (("trivial baseline: most frequent training caption", "baseline/metrics"),),
+    "vqa": (("trivial baseline: majority training answer per question type", "baseline/metrics"),),
     "ground": (
-        ("trivial baseline: mean training box", "baselines.mean_train_box"),
-        ("trivial baseline: centre box of mean size", "baselines.centre_box"),
+        ("trivial baseline: mean training box", "baselines/mean_train_box"),
+        ("trivial baseline: centre box of mean size", "baselines/centre_box"),
     ),
     "retrieve": (("chance: a uniformly random ranking", "chance"),),
 }
@@ -113,9 +121,9 @@ def model_label(base: str, lg: bool) -> str:
 
 
 def lookup(report: dict[str, Any] | None, path: str) -> float | None:
-    """A finite number of ``report`` by dotted path (``metrics.per_type.color.accuracy``), or None."""
+    """A finite number of ``report`` by path (``metrics/per_type/color/accuracy``), or None."""
     node: Any = report or {}
-    for part in [p for p in path.split(".") if p]:
+    for part in [p for p in path.split("/") if p]:
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
         return None
@@ -123,7 +131,7 @@ def lookup(report: dict[str, Any] | None, path: str) -> float | None:
 
 
 def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+    return f"{prefix}/{key}" if prefix else key
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -190,7 +198,7 @@ def _columns(task: str, runs: dict[str, dict[str, Any]]) -> tuple[Column, ...]:
                 types.append(name)
     return (
         Column("accuracy % ↑", "accuracy", 100.0, 1),
-        *(Column(f"{t} %", f"per_type.{t}.accuracy", 100.0, 1) for t in types),
+        *(Column(f"{t} %", f"per_type/{t}/accuracy", 100.0, 1) for t in types),
         Column("WUPS@0.9 % ↑", "WUPS@0.9", 100.0, 1),
         Column("WUPS@0.0 % ↑", "WUPS@0.0", 100.0, 1),
     )
@@ -260,17 +268,18 @@ def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
             continue
         mean = sum(model) / len(model) * column.scale
         baseline = best[1] * column.scale
+        name, unit = HEADLINE_NAME[task]
+        d = column.digits
         text = (
-            f"{model_label(base, lg)}: {column.header.rstrip(' ↑')} {mean:.{column.digits}f} vs "
-            f"{best[0]} {baseline:.{column.digits}f} ({'above' if mean > baseline else 'NOT above'} it)"
+            f"{model_label(base, lg)}: {name} {mean:.{d}f}{unit} vs {best[0]} {baseline:.{d}f}{unit} "
+            f"({'above' if mean > baseline else 'NOT above'} it)"
         )
         if task in SHUFFLED_PREFIX:
             shuffled = _values(reports, _join(SHUFFLED_PREFIX[task], column.key))
             if shuffled:
                 s = sum(shuffled) / len(shuffled) * column.scale
-                text += (
-                    f", shuffled codes {s:.{column.digits}f} (the image adds {mean - s:+.{column.digits}f})"
-                )
+                points = " points" if unit else ""
+                text += f", shuffled codes {s:.{d}f}{unit} (the image adds {mean - s:+.{d}f}{points})"
         lines.append(f"- {text}.")
     return lines
 
@@ -278,7 +287,7 @@ def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
 def headline_numbers(task: str, report: dict[str, Any]) -> str:
     """``"CIDEr-D 41.20 (baseline 30.10, shuffled 20.33)"`` for one stage report (the console headline)."""
     column = HEADLINE[task]
-    name = column.header.split(" ")[1] if task != "caption" else "CIDEr-D"
+    name = HEADLINE_NAME[task][0]
     value = lookup(report, _join(MODEL_PREFIX[task], column.key))
     best = best_baseline(task, [report])
     parts = [f"{name} {_fmt(value, column)}", f"baseline {_fmt(best[1] if best else None, column)}"]
@@ -385,16 +394,17 @@ def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tupl
     if counts == {1}:
         seed_note = (
             f"One tokenizer seed per model (seed {', '.join(map(str, sorted(seeds)))}) and one second-stage "
-            "seed each: every number is a single run, **without an interval** — read small differences as noise."
+            "seed each: every number is a single run, **without an interval**; read small differences as "
+            "noise."
         )
     else:
         seed_note = "Cells with several seeds are the mean ± 95 % Student-t half-width over those seeds."
     lines += [
         f"{found} of {expected} task stages found. Each task trains its second-stage model on the train "
-        "split of a tokenizer's codes (budget: `downstream.<task>` in params.yaml, nothing tuned) and is evaluated "
-        "once on the test split, beside its trivial baseline and the shuffled-codes control (every image "
-        "paired with the codes of another test image: what the model gets from the image itself). "
-        + seed_note,
+        "split of a tokenizer's codes (budget: `downstream.<task>` in params.yaml, nothing tuned) and is "
+        "evaluated once on the test split, beside its trivial baseline and the shuffled-codes control "
+        "(every image paired with the codes of another test image: what the model gets from the image "
+        "itself). " + seed_note,
         "",
         *overview(collected),
         "",

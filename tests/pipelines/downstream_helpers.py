@@ -32,8 +32,19 @@ TINY_DOWNSTREAM: dict[str, Any] = {
             "train": _TRAIN,
         },
     },
-    "vqa": {"checkpoint_every": 2, "eval_batch_size": 64, "wups": False, "threads": 1, "config": {**_SMALL, "train": _TRAIN}},
-    "ground": {"checkpoint_every": 2, "eval_batch_size": 64, "threads": 1, "config": {**_SMALL, "train": _TRAIN}},
+    "vqa": {
+        "checkpoint_every": 2,
+        "eval_batch_size": 64,
+        "wups": False,
+        "threads": 1,
+        "config": {**_SMALL, "train": _TRAIN},
+    },
+    "ground": {
+        "checkpoint_every": 2,
+        "eval_batch_size": 64,
+        "threads": 1,
+        "config": {**_SMALL, "train": _TRAIN},
+    },
     "retrieve": {
         "threads": 1,
         "config": {"probe_steps": 2, "probe_batch_size": 4, "num_examples": 2, "context_length": CONTEXT},

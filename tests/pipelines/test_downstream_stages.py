@@ -53,9 +53,9 @@ def test_codes_stage_encodes_every_row_with_the_runs_tokenizer(
 ) -> None:
     import torch
 
+    from lgvq_data.dataset import ShardDataset, collate
     from lgvq_downstream.codes import CodeShardSet, load_code_manifest
     from lgvq_downstream.codes.tokenizer_folder import load_tokenizer
-    from lgvq_data.dataset import ShardDataset, collate
 
     manifest = load_code_manifest(code_dirs["vqgan-off-s0"])
     assert manifest.total_rows == 48 and manifest.splits == {"train": 24, "val": 12, "test": 12}
@@ -116,7 +116,9 @@ def test_retrieve_stage_uses_lg_heads_or_fits_a_probe(
         assert report["split"] == "test" and report["images"] == 12
         assert report["chance"]["recall@1"] > 0 and 0 <= report["recall@1"] <= 1
         assert (root / "reports" / f"retrieve-{run}.png").read_bytes()[:8] == PNG
-    probe = json.loads((root / "models" / "downstream" / "retrieve-vqgan-off-s0" / "retrieval.json").read_text())
+    probe = json.loads(
+        (root / "models" / "downstream" / "retrieve-vqgan-off-s0" / "retrieval.json").read_text()
+    )
     assert probe["heads"] == "probe" and probe["probe"]["steps"] == 2
 
 
