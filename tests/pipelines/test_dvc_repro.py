@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from downstream_helpers import tiny_downstream
 from pipeline_helpers import REPO, tiny_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -67,6 +68,11 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     params["tune"].update(TINY_TUNE)
     params["eval"].update(TINY_EVAL)
     params["runs"] = {"bases": ["vqct"], "seeds": [0, 1]}
+    # Downstream: captioning and retrieval on the seed-0 pair; VQCT tokens pack word ids, so no codebook init.
+    runs = ["vqct-off-s0", "vqct-on-s0"]
+    tasks = {"caption": runs, "vqa": [], "ground": [], "retrieve": runs}
+    caption = {"config": {"init_from_codebook": False}}
+    params["downstream"] = tiny_downstream({"runs": runs, "tasks": tasks, "caption": caption})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (
         ["git", "init", "-q"],
@@ -77,7 +83,17 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
 
     log = _run(["bash", "scripts/pipeline.sh"], repo)
     assert "one local Ray head for every stage" in log
-    for stage in ("data", "validate", "tune", "train@vqct-on-1", "evaluate@vqct-off-0", "report"):
+    for stage in (
+        "data",
+        "validate",
+        "tune",
+        "train@vqct-on-1",
+        "evaluate@vqct-off-0",
+        "codes@vqct-on-s0",
+        "caption@vqct-off-s0",
+        "retrieve@vqct-on-s0",
+        "report",
+    ):
         assert f"▶ {stage}\n" in log and f"✓ {stage} " in log  # the console: a start and an end line
     assert not re.findall(r"(?im)^.*(error|warn|fail|traceback).*$", log), log  # a success reads like one
     assert "VQCT+LG vs VQCT: PSNR" in log and "reports/logs/dvc.log" in log  # the summary
@@ -87,6 +103,7 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     assert "State API may be temporarily unavailable" not in full and "PreemptionWatcher" not in full
     report = (repo / "reports" / "report.md").read_text()
     assert "| VQCT | 2 |" in report and "| VQCT+LG | 2 |" in report and "VQCT+LG vs VQCT" in report
+    assert "4 of 4 task stages found" in report and "(downstream/caption-vqct-on-s0.png)" in report
     assert (repo / "tune" / "best_loss_weights.yaml").is_file()
     best = yaml.safe_load((repo / "tune" / "best_loss_weights.yaml").read_text())["weights"]
     trained = json.loads((repo / "models" / "vqct-on-s1" / "run.json").read_text())
