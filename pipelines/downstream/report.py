@@ -35,11 +35,12 @@ TASK_TITLES = {
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, key below a row's prefix (a path with "/": keys such as ``accuracy@0.5`` and
-    ``WUPS@0.9`` hold dots), scale and decimals."""
+    """A table column: header, key below a row's prefix (one key, or a tuple of nested keys: keys such as
+    ``accuracy@0.5``, ``WUPS@0.9`` or the question type ``yes/no`` hold dots and slashes), scale and
+    decimals."""
 
     header: str
-    key: str
+    key: str | tuple[str, ...]
     scale: float = 1.0
     digits: int = 2
 
@@ -120,18 +121,24 @@ def model_label(base: str, lg: bool) -> str:
     return BASE_NAMES.get(base, base) + ("+LG" if lg else "")
 
 
-def lookup(report: dict[str, Any] | None, path: str) -> float | None:
-    """A finite number of ``report`` by path (``metrics/per_type/color/accuracy``), or None."""
+def lookup(report: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
+    """A finite number of ``report`` by its keys (``("metrics", "per_type", "yes/no", "accuracy")``), or
+    None."""
     node: Any = report or {}
-    for part in [p for p in path.split("/") if p]:
+    for part in path:
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
         return None
     return float(node)
 
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}/{key}" if prefix else key
+def _join(prefix: str, key: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The keys of ``key`` below ``prefix`` (a "/"-separated path of this module's own section names)."""
+    return tuple(p for p in prefix.split("/") if p) + (key if isinstance(key, tuple) else (key,))
+
+
+def _name(key: str | tuple[str, ...]) -> str:
+    return ".".join(key) if isinstance(key, tuple) else key
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -175,7 +182,7 @@ def _cell(values: list[float], column: Column) -> str:
     return f"{interval.mean:.{column.digits}f} ± {interval.half_width:.{column.digits}f}"
 
 
-def _values(reports: list[dict[str, Any]], path: str) -> list[float]:
+def _values(reports: list[dict[str, Any]], path: tuple[str, ...]) -> list[float]:
     return [v for v in (lookup(r, path) for r in reports) if v is not None]
 
 
@@ -198,7 +205,7 @@ def _columns(task: str, runs: dict[str, dict[str, Any]]) -> tuple[Column, ...]:
                 types.append(name)
     return (
         Column("accuracy % ↑", "accuracy", 100.0, 1),
-        *(Column(f"{t} %", f"per_type/{t}/accuracy", 100.0, 1) for t in types),
+        *(Column(f"{t} %", ("per_type", t, "accuracy"), 100.0, 1) for t in types),
         Column("WUPS@0.9 % ↑", "WUPS@0.9", 100.0, 1),
         Column("WUPS@0.0 % ↑", "WUPS@0.0", 100.0, 1),
     )
@@ -426,7 +433,7 @@ def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tupl
         lines += [f"- Paper: {PAPER[task]['dataset']}.", "", figure_links(task, runs, out), ""]
         summary["tasks"][task] = {
             f"{base}-{'on' if lg else 'off'}": {
-                c.key: sum(v) / len(v)
+                _name(c.key): sum(v) / len(v)
                 for c in columns
                 if (v := _values([runs[n] for n in names], _join(MODEL_PREFIX[task], c.key)))
             }

@@ -27,7 +27,7 @@ def _caption(cider: float) -> dict[str, Any]:
 
 def _vqa(accuracy: float) -> dict[str, Any]:
     def scores(acc: float, colour: float) -> dict[str, Any]:
-        per_type = {"color": {"accuracy": colour}, "yes/no": {"accuracy": 0.6}}
+        per_type = {"color": {"accuracy": colour}, "yes/no": {"accuracy": 0.6 + acc / 10}}
         return {"accuracy": acc, "per_type": per_type, "WUPS@0.9": acc + 0.01, "WUPS@0.0": 0.9}
 
     return {
@@ -100,6 +100,7 @@ def test_one_seed_per_model_renders_values_without_intervals(tmp_path: Path) -> 
     assert "| shuffled codes, VQ-GAN+LG | 25.00 | — | 7.0 | — |" in text
     # Task tables: per-type VQA columns, both grounding baselines, the paper's rows beside ours.
     assert "| row | seeds | accuracy % ↑ | color % | yes/no % | WUPS@0.9 % ↑ | WUPS@0.0 % ↑ |" in text
+    assert "| VQ-GAN | 0 | 41.0 | 40.0 | 64.1 | 42.0 | 90.0 |" in text  # keys with "/" and "." are read
     assert "| trivial baseline: centre box of mean size | — | 8.0 | 0.210 |" in text
     assert "| *VQ-GAN (paper)* |  | 1.29 | 24.47 | 33.40 | 93.62 |  |" in text
     assert "| *LG-VQ (VQ-GAN+LG) (paper)* |  | 40.97 |" in text and "9.62" in text
