@@ -84,7 +84,8 @@ def _dvc(repo: Path, *args: str) -> str:
 def test_dvc_resolves_one_stage_per_listed_run_and_a_task_can_be_switched_off(tmp_path: Path) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     section = params["downstream"]
-    section["tasks"]["vqa"] = []  # switched off
+    section["tasks"]["caption"] = []  # switched off
+    section["tasks"]["vqa"] = list(section["runs"])  # switched on
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     _dvc(tmp_path, "init", "--no-scm", "-q")
@@ -92,6 +93,6 @@ def test_dvc_resolves_one_stage_per_listed_run_and_a_task_can_be_switched_off(tm
     downstream = {s for s in listed if s.split("@")[0] in ("codes", *TASKS)}
     expected = {f"codes@{run}" for run in section["runs"]}
     expected |= {f"{task}@{run}" for task in TASKS for run in section["tasks"][task]}
-    assert downstream == expected and not any(s.startswith("vqa@") for s in listed)
-    assert {"caption@vqgan-off-s0", "caption@vqgan-on-s0", "codes@vqgan-on-s0"} <= downstream
+    assert downstream == expected and not any(s.startswith("caption@") for s in listed)
+    assert {"vqa@vqgan-off-s0", "vqa@vqgan-on-s0", "codes@vqgan-on-s0"} <= downstream
     get_path(params, "downstream.codes")  # what codes@ declares exists
