@@ -65,6 +65,8 @@ def make_job(task: str, sp: StageParams, run: Path, codes: Path):
     every = getattr(settings, "checkpoint_every", 1)
     if every < 1:
         raise ValueError(f"downstream.{task}.checkpoint_every must be ≥ 1, got {every}")
+    if config.num_examples < 1:  # the stage's figure is a DVC output
+        raise ValueError(f"downstream.{task}.config.num_examples must be ≥ 1 (the examples PNG), got 0")
     job = TaskJob(
         task=task,
         codes=str(codes.resolve()),
