@@ -58,7 +58,9 @@ class TaskParams:
 
     ``config``: the task's lgvq_downstream config (``CaptionConfig`` / ``GroundingConfig`` fields, checked
     strictly there; keys left out take the package defaults), its ``train`` section being the second-stage
-    budget. ``checkpoint_every``: steps between Ray Train checkpoints (the last step always gets one).
+    budget (its ``device`` and ``num_workers`` are not used: Ray Train places the worker, and the stage's loop
+    batches in the worker). ``checkpoint_every``: steps between Ray Train checkpoints (the last step always
+    gets one).
     ``eval_batch_size``: images (captioning) or expressions (grounding) per forward pass at evaluation.
     ``threads``: torch threads of each Ray worker and of the evaluation (0 = ``ray.cpus_per_worker``).
     ``eval_split``: the split the model is evaluated on once (``test``; COCO shards, which have train and val
