@@ -206,6 +206,24 @@ def test_save_and_load_round_trip(tmp_path, tiny_clip) -> None:
         torch.testing.assert_close(a, b, msg=name)
 
 
+def test_a_checkpoint_without_a_newer_option_loads_with_its_default(tmp_path, tiny_clip) -> None:
+    """A folder written before ``masks_per_caption`` existed loads (the option's default is what it trained
+    with); an unknown key is still refused."""
+    import json
+
+    torch.manual_seed(0)
+    LanguageGuided(make_base("vqvae"), tiny_clip, _config("fixed")).save_pretrained(tmp_path / "lg")
+    meta_path = tmp_path / "lg" / "guidance.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["guidance"]["masks_per_caption"]
+    meta_path.write_text(json.dumps(meta))
+    assert LanguageGuided.from_pretrained(tmp_path / "lg", tiny_clip).config.masks_per_caption == 1
+    meta["guidance"]["not_an_option"] = 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not_an_option"):
+        LanguageGuided.from_pretrained(tmp_path / "lg", tiny_clip)
+
+
 def test_bad_inputs_are_rejected(tiny_clip) -> None:
     base = make_base("vqvae")
     with pytest.raises(ValueError, match="context length"):

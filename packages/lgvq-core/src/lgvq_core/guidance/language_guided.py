@@ -345,7 +345,9 @@ class LanguageGuided(nn.Module):
 
         directory = Path(directory)
         meta = json.loads((directory / CONFIG_FILE).read_text())
-        config = GuidanceConfig.from_dict(meta["guidance"])
+        # Options added after a checkpoint was written take their defaults (what it was trained with);
+        # unknown keys still fail.
+        config = GuidanceConfig.from_dict(meta["guidance"], fill_defaults=True)
         saved = meta["text_encoder"]
         for key in ("hidden_size", "vocab_size", "context_length"):
             if saved.get(key) != getattr(text_encoder, key):
