@@ -22,9 +22,9 @@ setup:
 pipeline: setup
 	@LGVQ_VERBOSE="$(if $(V),$(V),$${LGVQ_VERBOSE:-0})" bash scripts/pipeline.sh
 
-## The whole test suite (what CI runs), slow tests included.
+## The whole test suite (what CI runs), slow tests included, on two pytest-xdist workers.
 test: setup
-	@python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	@python -m pytest -n 2 -m "slow or not slow" $(PYTEST_ARGS)
 
 ## The quick suite (slow tests deselected).
 test-fast: setup
