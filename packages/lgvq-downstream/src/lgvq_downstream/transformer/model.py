@@ -131,6 +131,8 @@ class CodeTransformer(nn.Module):
         text_mask: Tensor | None = None,
         prefix_length: int | None = None,
         cache: KVCache | None = None,
+        prefix_mask: Tensor | None = None,
+        image_extra: Tensor | None = None,
     ) -> CodeTransformerOutput:
         """Run the segments given (any subset, in ``[prefix | config.segment_order]`` order).
 
@@ -142,6 +144,8 @@ class CodeTransformer(nn.Module):
             prefix_length: bidirectional prefix for ``attention="prefix"``; default: every position before
                 the last segment of the first call (kept in the cache for later calls).
             cache: a ``KVCache`` to read earlier positions from and append these to (incremental decoding).
+            prefix_mask: B×P bool, True for real prefix positions (padding is hidden as a key).
+            image_extra: B×I×C added to the image-code embeddings (e.g. a spatially aligned condition).
         """
         order = ["prefix", *self.config.segment_order.split("_")]
         given = {"prefix": prefix_embeds, "image": image_codes, "text": text_tokens}
@@ -156,8 +160,17 @@ class CodeTransformer(nn.Module):
                         f"prefix_embeds must be B×P×{self.config.width}, got {tuple(value.shape)}"
                     )
                 pieces.append((name, value))
+            elif name == "image":
+                emb = self.embed_image(value)
+                if image_extra is not None:
+                    if image_extra.shape != emb.shape:
+                        raise ValueError(
+                            f"image_extra must be B×I×C = {tuple(emb.shape)}, got {tuple(image_extra.shape)}"
+                        )
+                    emb = emb + image_extra
+                pieces.append((name, emb))
             else:
-                pieces.append((name, self.embed_image(value) if name == "image" else self.embed_text(value)))
+                pieces.append((name, self.embed_text(value)))
         if not pieces:
             raise ValueError("nothing to run: pass prefix_embeds, image_codes and/or text_tokens")
         batch, device = pieces[0][1].shape[0], pieces[0][1].device
@@ -175,9 +188,11 @@ class CodeTransformer(nn.Module):
         x = self.drop(x + self.pos_embed(positions) + self.segment_embed(torch.cat(types)))
 
         key_mask = None
-        if text_mask is not None and "text" in segments:
-            key_mask = torch.ones(batch, n, dtype=torch.bool, device=device)
-            key_mask[:, segments["text"]] = text_mask.to(torch.bool)
+        for name, segment_mask in (("text", text_mask), ("prefix", prefix_mask)):
+            if segment_mask is not None and name in segments:
+                if key_mask is None:
+                    key_mask = torch.ones(batch, n, dtype=torch.bool, device=device)
+                key_mask[:, segments[name]] = segment_mask.to(torch.bool)
         if cache is not None:
             key_mask = cache.extend_mask(key_mask, batch, n, device)
         if prefix_length is None and cache is not None:
