@@ -31,7 +31,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-STATE = "state.pt"  # weights, optimiser, step, history, RNG of the last checkpoint
+STATE = "state"  # lgvq_core training checkpoint (safetensors + JSON): weights, optimiser, step, RNG
+LOSSES = "losses.json"  # per-step losses and learning rates so far, beside the state
 EXPORT = "export"  # the trained task model as the package saves it (final report only)
 HISTORY = "train-history.json"
 
@@ -197,16 +198,14 @@ def train_loop(
     prepared = tasks.prepare(job.task, config, Path(job.codes), Path(job.run))
     model = prepared.model
     start, losses, lrs = 0, [], []
-    state = None
-    if restored is not None and (restored / STATE).is_file():
-        state = torch.load(restored / STATE, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        start, losses, lrs = int(state["step"]), list(state["losses"]), list(state["lrs"])
     wrapped = wrap(model) if wrap is not None else model  # Ray: to the worker's device; DDP when world > 1
     optimizer = make_optimizer(model, loop)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+    if restored is not None and (restored / STATE).is_dir():  # every rank restores the same state
+        from lgvq_core.training.checkpoint import load_checkpoint
+
+        state = load_checkpoint(restored / STATE, model=model, optimizers={"adamw": optimizer})
+        record = json.loads((restored / STATE / LOSSES).read_text())
+        start, losses, lrs = state.step, list(record["losses"]), list(record["lrs"])
     view = tasks.ModuleView(wrapped)
     params = [p for p in model.parameters() if p.requires_grad]
     n = len(prepared.dataset)
@@ -280,20 +279,16 @@ def train_loop(
 def _save_state(
     workdir: Path, model: Any, optimizer: Any, step: int, losses: list, lrs: list, keep: bool = True
 ) -> Any:
-    """Write the training state to ``workdir/state.pt`` (atomically); the checkpoint folder when ``keep``."""
-    import torch
+    """Write the training state to ``workdir/state`` (lgvq_core's safetensors + JSON training checkpoint,
+    atomic) with the losses so far; the checkpoint folder when ``keep``."""
+    from lgvq_core.training.checkpoint import TrainState, save_checkpoint
 
-    state = {
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "losses": losses,
-        "lrs": lrs,
-        "rng": torch.get_rng_state(),
-    }
-    tmp = workdir / f".{STATE}.tmp"
-    torch.save(state, tmp)
-    tmp.replace(workdir / STATE)
+    target = save_checkpoint(
+        workdir / STATE, model=model, state=TrainState(step=step), optimizers={"adamw": optimizer}
+    )
+    tmp = target / f".{LOSSES}.tmp"
+    tmp.write_text(json.dumps({"losses": losses, "lrs": lrs}))
+    tmp.replace(target / LOSSES)
     return _checkpoint_folder(workdir) if keep else None
 
 
@@ -302,8 +297,8 @@ def _checkpoint_folder(workdir: Path) -> Path:
     folder = workdir / "report"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    if (workdir / STATE).is_file():
-        shutil.copy2(workdir / STATE, folder / STATE)
+    if (workdir / STATE).is_dir():
+        shutil.copytree(workdir / STATE, folder / STATE)
     if (workdir / EXPORT).is_dir():
         shutil.copytree(workdir / EXPORT, folder / EXPORT)
     return folder

@@ -47,7 +47,7 @@ def test_a_run_started_again_with_more_steps_continues_from_its_checkpoint(
     first = json.loads((tmp_path / "first" / HISTORY).read_text())
     assert first["steps"] == N and first["resumed_from"] == 0
     stored = sorted((tmp_path / "ray_results" / "resume").glob("checkpoint_*"))
-    assert stored and any((c / STATE).is_file() for c in stored), "no checkpoint reached storage"
+    assert stored and any((c / STATE / "trainer.json").is_file() for c in stored), "no checkpoint reached storage"
 
     run(_steps(job, 2 * N), ray_params, tmp_path / "resumed", "resume")  # same name: Ray restores the run
     resumed = json.loads((tmp_path / "resumed" / HISTORY).read_text())
@@ -61,7 +61,7 @@ def test_a_run_started_again_with_more_steps_continues_from_its_checkpoint(
     train_loop(_steps(job, 2 * N), straight, None, lambda metrics, folder: reports.append((metrics, folder)))
     history = json.loads((straight / EXPORT / HISTORY).read_text())
     assert history["resumed_from"] == 0 and [m["step"] for m, _ in reports] == list(range(1, 2 * N + 1))
-    assert all(folder is not None and (folder / STATE).is_file() for _, folder in reports[:-1])
+    assert all(folder is not None and (folder / STATE / "model.safetensors").is_file() for _, folder in reports[:-1])
     assert history["loss"] == pytest.approx(resumed["loss"], rel=1e-5, abs=1e-6)
     a = load_file(str(tmp_path / "resumed" / "heads.safetensors"))
     b = load_file(str(straight / EXPORT / "heads.safetensors"))
