@@ -21,6 +21,9 @@ def test_config_round_trip_and_defaults() -> None:
     assert data["grid"] == [16, 16]
     assert GeneratorConfig.from_dict(data) == config
     assert GeneratorConfig.from_dict({"codebook_size": 8, "grid": [2, 3]}, fill_defaults=True).num_tokens == 6
+    assert GeneratorConfig(
+        codebook_size=8, grid=[2, 3], conditions=["mask"], mask_classes=2
+    ) == GeneratorConfig(codebook_size=8, grid=(2, 3), conditions=("mask",), mask_classes=2)
     with pytest.raises(ConfigError, match="unknown key"):
         GeneratorConfig.from_dict({**data, "layer": 3})
     with pytest.raises(ConfigError, match="missing key codebook_size"):

@@ -57,6 +57,8 @@ class GeneratorConfig(_StrictConfig):
     codebook_dim: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "grid", tuple(self.grid))  # lists (e.g. from YAML) compare equal afterwards
+        object.__setattr__(self, "conditions", tuple(self.conditions))
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         checks = [
             (self.codebook_size >= 2, "codebook_size", f"must be an integer ≥ 2, got {self.codebook_size}"),
