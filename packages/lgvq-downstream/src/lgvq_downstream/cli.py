@@ -18,6 +18,7 @@ from pathlib import Path
 from lgvq_data.shards import ShardError
 from lgvq_downstream.codes.errors import CodeShardError
 from lgvq_downstream.tasks.captioning.cli import add_caption
+from lgvq_downstream.tasks.generation.cli import add_generation
 from lgvq_downstream.tasks.grounding.cli import add_ground
 from lgvq_downstream.tasks.retrieval.cli import add_retrieve
 from lgvq_downstream.tasks.vqa.cli import add_vqa
@@ -81,6 +82,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_vqa,
     add_ground,
     add_retrieve,
+    add_generation,
 )
 
 

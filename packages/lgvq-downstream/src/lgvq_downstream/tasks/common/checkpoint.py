@@ -23,7 +23,17 @@ from lgvq_downstream.codes.tokenizer_folder import TokenizerInfo
 from lgvq_downstream.tasks.common.errors import CheckpointMismatchError
 from lgvq_downstream.transformer import CodeTransformer
 
-__all__ = ["HEADS_NAME", "TASK_NAME", "TRANSFORMER_DIR", "check_codes", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "HEADS_NAME",
+    "TASK_NAME",
+    "TRANSFORMER_DIR",
+    "check_codes",
+    "read_checkpoint",
+    "read_task_record",
+    "write_checkpoint",
+]
 
 TASK_NAME = "task.json"
 HEADS_NAME = "heads.safetensors"
@@ -66,13 +76,10 @@ def write_checkpoint(
     return target
 
 
-def read_checkpoint(
-    directory: str | os.PathLike[str], task: str, *, map_location: str = "cpu"
-) -> tuple[dict[str, Any], CodeTransformer, dict[str, Tensor]]:
-    """(``task.json`` record, the transformer, the other weights) of a ``task`` checkpoint; ``ValueError``
-    naming the file when it is missing, malformed or of another task."""
-    root = Path(directory)
-    path = root / TASK_NAME
+def read_task_record(directory: str | os.PathLike[str], task: str) -> dict[str, Any]:
+    """The ``task.json`` record of a ``task`` checkpoint folder; ``FileNotFoundError`` / ``ValueError`` naming
+    the file when it is missing, malformed, of another format version or of another task."""
+    path = Path(directory) / TASK_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (not a {task} checkpoint folder)")
     try:
@@ -85,6 +92,16 @@ def read_checkpoint(
         raise ValueError(f"{path}: unsupported format_version {record.get('format_version')!r}")
     if record.get("task") != task:
         raise ValueError(f"{path}: a {record.get('task')!r} checkpoint, not {task!r}")
+    return record
+
+
+def read_checkpoint(
+    directory: str | os.PathLike[str], task: str, *, map_location: str = "cpu"
+) -> tuple[dict[str, Any], CodeTransformer, dict[str, Tensor]]:
+    """(``task.json`` record, the transformer, the other weights) of a ``task`` checkpoint; ``ValueError``
+    naming the file when it is missing, malformed or of another task."""
+    root = Path(directory)
+    record = read_task_record(root, task)
     transformer = CodeTransformer.from_pretrained(root / TRANSFORMER_DIR, map_location=map_location)
     heads_path = root / HEADS_NAME
     if not heads_path.is_file():
