@@ -7,11 +7,15 @@ images already in [0, 1]. Float values are mapped linearly and clamped (decoders
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["DEFAULT_RANGE", "resize_images", "to_unit_images"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RANGE: tuple[float, float] = (-1.0, 1.0)
 
@@ -40,6 +44,13 @@ def to_unit_images(
     images = images.detach().float()
     if not torch.isfinite(images).all():
         raise ValueError(f"{what} contain NaN or inf")
+    if low < 0.0 and images.numel() >= 3 * 32 * 32 * 8 and float(images.min()) >= 0.0:
+        logger.warning(
+            "%s: float values all >= 0 although value_range is %s; if they are in [0, 1], pass "
+            "value_range=(0.0, 1.0)",
+            what,
+            value_range,
+        )
     return ((images - low) / (high - low)).clamp(0.0, 1.0)
 
 
