@@ -13,9 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-TASKS: tuple[str, ...] = ("caption", "vqa", "ground", "retrieve")
+TASKS: tuple[str, ...] = ("caption", "vqa", "ground", "retrieve", "generate")
 # Stage name → the task's name inside lgvq_downstream (its checkpoints' ``task`` field).
-PACKAGE_TASK = {"caption": "captioning", "vqa": "vqa", "ground": "grounding", "retrieve": "retrieval"}
+PACKAGE_TASK = {
+    "caption": "captioning",
+    "vqa": "vqa",
+    "ground": "grounding",
+    "retrieve": "retrieval",
+    "generate": "generation",
+}
 RUN_NAME = re.compile(r"^(?P<base>[a-z0-9]+)-(?P<lg>on|off)-s(?P<seed>\d+)$")
 
 
@@ -97,11 +103,30 @@ class RetrieveParams:
     eval_split: str = "test"
 
 
+@dataclass(frozen=True)
+class GenerateParams:
+    """``downstream.generate``: ``config`` = ``GenerationConfig`` fields (one generator per run serves every
+    task of ``tasks``; its ``sampling`` section is the evaluation protocol); ``tasks``: which of
+    unconditional, completion, semantic, text_to_image are evaluated; ``fid_weights``: null = the offline
+    FD-EffLite0, a path = FID from that Inception weights file; ``fd_size``: EfficientNet-Lite0's input side;
+    ``checkpoint_every``, ``threads`` and
+    ``eval_split`` as in :class:`TaskParams`."""
+
+    config: dict[str, Any]
+    checkpoint_every: int
+    tasks: list[str]
+    fid_weights: str | None = None
+    fd_size: int = 224
+    threads: int = 0
+    eval_split: str = "test"
+
+
 SECTION_CLASS: dict[str, type] = {
     "caption": TaskParams,
     "vqa": VQAParams,
     "ground": TaskParams,
     "retrieve": RetrieveParams,
+    "generate": GenerateParams,
 }
 
 
@@ -124,6 +149,8 @@ def task_config(task: str, data: dict[str, Any]) -> Any:
         from lgvq_downstream.tasks.grounding import GroundingConfig as cls
     elif task == "retrieve":
         from lgvq_downstream.tasks.retrieval import RetrievalConfig as cls
+    elif task == "generate":
+        from lgvq_downstream.tasks.generation import GenerationConfig as cls
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
     return cls.from_dict(dict(data), fill_defaults=True, path=path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
 import shutil
 import tempfile
 import time
@@ -267,6 +268,7 @@ def train_loop(
             "resumed_from": start,
             "world_size": world,
             "train_seconds": seconds,
+            "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "loss": losses,
             "lr": lrs,
             **prepared.info,

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.downstream.params import TASKS, parse_run
+from pipelines.downstream.params import TASKS as ALL_TASKS
+from pipelines.downstream.params import parse_run
 from pipelines.statistics import mean_interval
 
 logger = logging.getLogger(__name__)
+
+# The understanding tasks this module tabulates (generation has its own section: ``report_generation``).
+TASKS: tuple[str, ...] = tuple(t for t in ALL_TASKS if t != "generate")
 
 DASH = "—"
 BASE_NAMES = {"vqvae": "VQ-VAE", "vqgan": "VQ-GAN", "cvq": "CVQ", "vqct": "VQCT"}
@@ -150,18 +154,26 @@ def collect(folder: Path | None, tasks: dict[str, list[str]]) -> dict[str, dict[
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for task in TASKS:
         for run in tasks.get(task, []):
-            path = folder / f"{task}-{run}.json" if folder is not None else None
-            if path is None or not path.is_file():
-                continue
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                logger.warning("skipping %s: %s", path, err)
-                continue
-            if isinstance(data, dict):
-                data.setdefault("pipeline", {})["path"] = str(path)
+            data = read_report(folder / f"{task}-{run}.json" if folder is not None else None)
+            if data is not None:
                 out.setdefault(task, {})[run] = data
     return out
+
+
+def read_report(path: Path | None) -> dict[str, Any] | None:
+    """A stage report with its path recorded under ``pipeline.path``; None when missing or unreadable (with
+    a warning)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        logger.warning("skipping %s: %s", path, err)
+        return None
+    if not isinstance(data, dict):
+        return None
+    data.setdefault("pipeline", {})["path"] = str(path)
+    return data
 
 
 def _models(runs: dict[str, dict[str, Any]]) -> dict[tuple[str, bool], list[str]]:
@@ -366,7 +378,7 @@ def figure_links(task: str, runs: dict[str, dict[str, Any]], out: Path) -> str:
 def timing_table(collected: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     header = ["stage", "train steps", "train examples", "world size", "train s", "eval s", "stage s"]
     rows = []
-    for task in TASKS:
+    for task in (*TASKS, "generate"):
         for run, report in sorted((collected.get(task) or {}).items()):
             p = report.get("pipeline") or {}
             t = p.get("train") or {}
@@ -391,7 +403,7 @@ def _num(value: Any) -> str:
 def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tuple[list[str], dict[str, Any]]:
     """The markdown lines of the downstream section and its numbers for ``summary.json``."""
     collected = collect(folder, tasks)
-    expected = sum(len(v) for v in tasks.values())
+    expected = sum(len(v) for t, v in tasks.items() if t in TASKS)
     found = sum(len(v) for v in collected.values())
     lines = ["## Downstream tasks on the frozen tokenizers' codes", ""]
     if not collected:
@@ -439,6 +451,12 @@ def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tupl
             }
             for (base, lg), names in _models(runs).items()
         }
+    if tasks.get("generate"):
+        from pipelines.downstream import report_generation
+
+        generation_lines, summary["generation"] = report_generation.section(folder, tasks["generate"], out)
+        lines += [*generation_lines, ""]
+        collected = {**collected, "generate": report_generation.collect(folder, tasks["generate"])}
     lines += ["Stage timings (seconds of wall clock; `make pipeline` runs them one after another):", ""]
     lines += [*timing_table(collected), ""]
     return lines, summary

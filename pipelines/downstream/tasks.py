@@ -70,6 +70,8 @@ def prepare(task: str, config: Any, codes_dir: Path, run: Path) -> Prepared:
 
     if task == "retrieve":
         raise ValueError("retrieval has no step loop: its probe is fitted by lgvq_core's fit_probe")
+    if task == "generate":
+        return _prepare_generation(config, codes_dir, run)
     tokenizer = load_text_tokenizer(config.text_encoder)
     codes = CodeShardSet(codes_dir, split="train")
     codebook = codebook_of(run, codes) if config.init_from_codebook else None
@@ -113,6 +115,22 @@ def prepare(task: str, config: Any, codes_dir: Path, run: Path) -> Prepared:
     raise ValueError(f"unknown task {task!r}")
 
 
+def _prepare_generation(config: Any, codes_dir: Path, run: Path) -> Prepared:
+    """The code generator of the generation tasks (one model for all four, see ``GenerationConfig``)."""
+    from lgvq_downstream.codes import CodeShardSet
+    from lgvq_downstream.tasks import generation
+    from lgvq_downstream.tasks.common import SkipReport
+
+    codes = CodeShardSet(codes_dir, split="train")
+    codebook = codebook_of(run, codes) if config.init_from_codebook else None
+    skips = SkipReport(config.train.on_error)
+    examples = generation.examples_for(config, codes, skips)
+    torch.manual_seed(config.train.seed)
+    model = generation.build(config, codes, codebook=codebook, examples=examples)
+    info = {"images": len(examples), "examples": len(examples), "skipped": skips.to_dict()}
+    return Prepared(model, examples, generation.collate_generation, generation.train_step, info)
+
+
 def save(task: str, model: nn.Module, folder: Path) -> None:
     """The package checkpoint of a trained task model (``save_pretrained``)."""
     model.save_pretrained(folder)
@@ -136,6 +154,10 @@ def load(task: str, folder: Path, device: str = "cpu") -> nn.Module:
         from lgvq_downstream.tasks.retrieval import build
 
         return build(folder).to(device)
+    if task == "generate":
+        from lgvq_downstream.tasks.generation import GenerationModel
+
+        return GenerationModel.from_pretrained(folder, map_location=device)
     raise ValueError(f"unknown task {task!r}")
 
 

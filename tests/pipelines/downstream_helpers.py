@@ -16,7 +16,7 @@ _TRAIN = {"steps": 4, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "log_eve
 _SMALL = {"width": 32, "layers": 1, "heads": 2, "dropout": 0.0, "num_examples": 2}
 TINY_DOWNSTREAM: dict[str, Any] = {
     "runs": list(RUNS),
-    "tasks": {task: list(RUNS) for task in ("caption", "vqa", "ground", "retrieve")},
+    "tasks": {task: list(RUNS) for task in ("caption", "vqa", "ground", "retrieve", "generate")},
     "codes": {"batch_size": 16, "device": "cpu", "threads": 1},
     "caption": {
         "checkpoint_every": 2,
@@ -48,6 +48,22 @@ TINY_DOWNSTREAM: dict[str, Any] = {
     "retrieve": {
         "threads": 1,
         "config": {"probe_steps": 2, "probe_batch_size": 4, "num_examples": 2, "context_length": CONTEXT},
+    },
+    "judges": {"steps": 2, "batch_size": 8, "lr": 3.0e-3, "seed": 0, "eval_split": "test", "threads": 1},
+    "generate": {
+        "checkpoint_every": 2,
+        "threads": 1,
+        "tasks": ["unconditional", "completion", "semantic", "text_to_image"],
+        "fid_weights": None,
+        "fd_size": 32,
+        "config": {
+            **_SMALL,
+            "conditions": ["text", "mask"],
+            "max_text_tokens": CONTEXT,
+            "maskgit_steps": 2,
+            "sampling": {"num_samples": 4, "batch_size": 4, "guidance_scale": 2.0},
+            "train": _TRAIN,
+        },
     },
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from downstream_helpers import layout
 
-from pipelines.downstream import caption, codes, retrieve
+from pipelines.downstream import caption, codes, generate, judges, retrieve
 
 pytestmark = pytest.mark.ray
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -136,3 +136,51 @@ def test_a_run_that_did_not_make_the_codes_is_refused(
         vqa.main(argv)
     assert str(code_dirs["vqgan-off-s0"]) in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_stage_trains_one_generator_and_scores_the_four_tasks(
+    world: dict[str, Path], code_dirs: dict[str, Path], ray_local: Any
+) -> None:
+    """The judges stage trains the scene judges on the train split; the generate stage trains one generator
+    under Ray Train and scores every task on the test split beside its references, with one PNG per task."""
+    root = world["root"]
+    judges_dir = root / "models" / "judges"
+    argv = ["--params", str(world["params"]), "--log-level", "WARNING"]
+    assert judges.main([*argv, "--shards", str(world["shards"]), "--out", str(judges_dir),
+                        "--metrics", str(root / "reports" / "judges.json")]) == 0  # fmt: skip
+    scores = json.loads((root / "reports" / "judges.json").read_text())
+    assert (scores["data"]["split_train"], scores["data"]["split_eval"]) == ("train", "test")
+    assert scores["data"]["train_images"] == 24 and "object_recall" in scores["attribute"]["held_out"]["real"]
+    assert (judges_dir / "judges.json").is_file()
+    run = "vqgan-on-s0"
+    figures = root / "reports" / f"generate-{run}"
+    assert generate.main([
+        *argv, "--run", str(world["models"] / run), "--codes", str(code_dirs[run]), "--judges", str(judges_dir),
+        "--out", str(root / "models" / "downstream" / f"generate-{run}"),
+        "--metrics", str(root / "reports" / f"generate-{run}.json"), "--figures", str(figures),
+    ]) == 0  # fmt: skip
+    report = json.loads((root / "reports" / f"generate-{run}.json").read_text())
+    assert set(report["tasks"]) == {"unconditional", "completion", "semantic", "text_to_image"}
+    assert report["protocol"]["split"] == "test" and report["protocol"]["num_samples"] == 4
+    pipeline = report["pipeline"]
+    assert pipeline["train"]["steps"] == 4 and pipeline["train"]["images"] == 24  # the train split only
+    assert pipeline["peak_memory_mib"] > 0 and pipeline["train"]["peak_memory_mib"] > 0
+    for task in ("semantic", "text_to_image"):
+        consistency = report["tasks"][task]["consistency"]
+        assert {"samples", "real_images", "reconstructions", "unigram_baseline"} <= set(consistency)
+    assert report["tasks"]["completion"]["given_codes_unchanged"]
+    assert report["nll"]["uniform"] > 0 and "examples" not in report["tasks"]["unconditional"]
+    for task in report["tasks"]:
+        assert (figures / f"{task}.png").read_bytes()[:8] == PNG
+
+
+def test_judges_stage_on_data_without_scenes_writes_why(world: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    from lgvq_downstream.tasks.generation.scoring import NO_JUDGES, SampleScorer
+    from pipelines.downstream.judges import no_judges
+
+    assert no_judges(tmp_path / "judges", tmp_path / "judges.json", ["cub"], 0.0) == 0
+    assert "cub" in json.loads((tmp_path / "judges" / NO_JUDGES).read_text())["reason"]
+    scorer = SampleScorer(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), judges=tmp_path / "judges", fd_size=32)
+    assert not scorer.has_judges

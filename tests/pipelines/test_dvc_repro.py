@@ -71,7 +71,7 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
     # Downstream: captioning and retrieval on the seed-0 LG run (every task stage alone, both runs and the
     # report's downstream table: test_downstream_*); VQCT tokens pack word ids, so no codebook init.
     runs = ["vqct-on-s0"]
-    tasks = {"caption": runs, "vqa": [], "ground": [], "retrieve": runs}
+    tasks = {"caption": runs, "vqa": [], "ground": [], "retrieve": runs, "generate": []}
     caption = {"config": {"init_from_codebook": False}}
     params["downstream"] = tiny_downstream({"runs": runs, "tasks": tasks, "caption": caption})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -91,6 +91,7 @@ def test_dvc_repro_end_to_end_on_tiny_params(tmp_path: Path) -> None:
         "train@vqct-on-1",
         "evaluate@vqct-off-0",
         "codes@vqct-on-s0",
+        "judges",
         "caption@vqct-on-s0",
         "retrieve@vqct-on-s0",
         "report",

@@ -14,14 +14,19 @@ from torch import Tensor
 
 from lgvq_downstream.metrics.sample_fd import SampleFrechet
 
-__all__ = ["SampleScorer"]
+__all__ = ["NO_JUDGES", "SampleScorer"]
+
+NO_JUDGES = "no-judges.json"
+"""A judges folder holding only this file says why there are no judges (data without scene annotations):
+the scores are then the Fréchet distances alone."""
 
 
 class SampleScorer:
     """Args:
         real_images: uint8 N×3×H×W, the reference set of the Fréchet distance.
         fid_weights: None = the offline FD-EffLite0; a path = FID from that Inception weights file.
-        judges: a folder of scene judges (``lgvq_downstream.metrics.judge_io.save_judges``), or None.
+        judges: a folder of scene judges (``lgvq_downstream.metrics.judge_io.save_judges``), or None; a
+            folder with only :data:`NO_JUDGES` means none.
         reference_split: the split the real images are from (recorded).
         fd_size: EfficientNet-Lite0 input side (ignored for Inception).
     """
@@ -41,7 +46,7 @@ class SampleScorer:
         self.name = self.frechet.name
         self._judges_dir = Path(judges) if judges is not None else None
         self.attribute_judge = self.segmenter_judge = None
-        if self._judges_dir is not None:
+        if self._judges_dir is not None and not (self._judges_dir / NO_JUDGES).is_file():
             from lgvq_downstream.metrics.judge_io import load_judges
 
             self.attribute_judge, self.segmenter_judge = load_judges(self._judges_dir)
