@@ -182,13 +182,33 @@ def verdicts(runs: dict[str, dict[str, Any]]) -> list[str]:
                     real = _values(reports, "tasks", task, "consistency", "real_images", key)
                     if s and c and real:
                         sm, cm, rm = (100 * sum(v) / len(v) for v in (s, c, real))
+                        separated = _separated(reports, task, key, shuffled)
+                        verdict = (
+                            "the condition is followed: the 95 % intervals do not overlap"
+                            if separated and sm > cm
+                            else "NOT distinguishable from ignoring the condition"
+                        )
                         text += (
-                            f"; consistency {sm:.1f} % vs {cm:.1f} % with another row's condition "
-                            f"({'the condition is followed' if sm > cm else 'the condition is NOT followed'}), "
+                            f"; consistency {sm:.1f} % vs {cm:.1f} % with another row's condition ({verdict}), "
                             f"real images {rm:.1f} %"
                         )
                 lines.append(text + ".")
     return lines
+
+
+def _separated(reports: list[dict[str, Any]], task: str, key: str, control: str) -> bool:
+    """Whether, in every report, the samples' bootstrap interval of ``key`` lies above the control's."""
+    found = False
+    for report in reports:
+        node = ((report.get("tasks") or {}).get(task) or {}).get("consistency") or {}
+        ours = (node.get("samples") or {}).get(f"{key}_interval")
+        theirs = (node.get(control) or {}).get(f"{key}_interval")
+        if not ours or not theirs:
+            return False
+        if ours[0] <= theirs[1]:
+            return False
+        found = True
+    return found
 
 
 def headline_numbers(report: dict[str, Any]) -> str:

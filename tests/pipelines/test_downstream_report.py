@@ -140,3 +140,50 @@ def test_a_params_file_without_downstream_gets_no_section(tmp_path: Path) -> Non
     argv = ["--params", str(params), "--eval", str(tmp_path / "e"), "--train", str(tmp_path / "t")]
     assert report.main([*argv, "--out", str(tmp_path / "out")]) == 0
     assert "Downstream" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def _generate_report(fd: float, miou: tuple[float, float, float], shuffled: tuple[float, float, float]) -> dict:
+    def consistency(mean_low_high: tuple[float, float, float]) -> dict:
+        m, lo, hi = mean_low_high
+        return {"miou": m, "miou_interval": [lo, hi]}
+
+    return {
+        "protocol": {"sampler": "maskgit", "num_samples": 8, "sampling": {"guidance_scale": 2.0}},
+        "reference": {"fd": {"reconstructions": 10.0, "unigram_baseline": 90.0}},
+        "nll": {"null_condition": 3.0, "unigram_entropy": 4.4},
+        "tasks": {
+            "unconditional": {"fd": {"samples": fd}},
+            "semantic": {
+                "fd": {"samples": fd + 1},
+                "consistency": {
+                    "samples": consistency(miou),
+                    "shuffled_masks": consistency(shuffled),
+                    "real_images": consistency((0.9, 0.88, 0.92)),
+                    "reconstructions": consistency((0.5, 0.45, 0.55)),
+                    "unigram_baseline": consistency((0.1, 0.08, 0.12)),
+                },
+            },
+        },
+        "pipeline": {"figures": {}},
+    }
+
+
+def test_generation_section_sets_samples_beside_references_and_says_what_is_distinguishable(tmp_path: Path) -> None:
+    from pipelines.downstream import report_generation
+
+    folder = tmp_path / "downstream"
+    folder.mkdir()
+    (folder / "generate-vqgan-off-s0.json").write_text(json.dumps(_generate_report(50.0, (0.3, 0.25, 0.35), (0.2, 0.15, 0.24))))
+    (folder / "generate-vqgan-on-s0.json").write_text(json.dumps(_generate_report(40.0, (0.22, 0.18, 0.26), (0.2, 0.15, 0.24))))
+    lines, summary = report_generation.section(folder, ["vqgan-off-s0", "vqgan-on-s0"], tmp_path)
+    text = "\n".join(lines)
+    assert "2 of 2 generate stages found" in text
+    assert "| **VQ-GAN** samples | 0 | 50.0 | 51.0 | 30.0 | 3.000 |" in text
+    assert "| **VQ-GAN+LG** samples | 0 | 40.0 | 41.0 | 22.0 | 3.000 |" in text
+    assert "| VQ-GAN unigram baseline (codes drawn i.i.d.) | 0 | 90.0 | 90.0 | 10.0 | 4.400 |" in text
+    assert "| real test images | — | — | — | 90.0 | — |" in text
+    assert "| *LG-VQ (VQ-GAN+LG) (paper, CelebA-HQ FID)* |  | 9.10 | 11.46 |  |  |" in text
+    # intervals apart → followed; overlapping → not distinguishable
+    assert "VQ-GAN, semantic synthesis: FD 51.0" in text and "the condition is followed" in text
+    assert "VQ-GAN+LG, semantic synthesis" in text and "NOT distinguishable from ignoring the condition" in text
+    assert summary["runs"]["vqgan-on-s0"]["semantic"] == {"fd": 41.0, "miou": 0.22}
