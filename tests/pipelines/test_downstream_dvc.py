@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAM_FILES = [ROOT / "params.yaml", *sorted((ROOT / "params").glob("*.yaml"))]
 PACKAGE = {"caption": "captioning", "vqa": "vqa", "ground": "grounding", "retrieve": "retrieval"}
+UNDERSTANDING = tuple(PACKAGE)  # the task stages run by pipelines.downstream.task; generate has its own module
 
 
 @pytest.mark.parametrize("path", PARAM_FILES, ids=lambda p: p.stem)
@@ -47,7 +48,7 @@ def test_dvc_stages_read_and_write_what_their_modules_do() -> None:
     assert codes["matrix"] == {"run": "${downstream.runs}"} and codes["params"] == ["downstream.codes"]
     assert "--run models/${item.run}" in codes["cmd"] and "--out data/codes/${item.run}" in codes["cmd"]
     assert codes["outs"] == ["data/codes/${item.run}"] and "models/${item.run}" in codes["deps"]
-    for task in TASKS:
+    for task in UNDERSTANDING:
         stage = stages[task]
         assert stage["matrix"] == {"run": f"${{downstream.tasks.{task}}}"}
         assert stage["params"] == [f"downstream.{task}", "ray"]
@@ -63,12 +64,25 @@ def test_dvc_stages_read_and_write_what_their_modules_do() -> None:
         assert [next(iter(m)) for m in stage["metrics"]] == [f"reports/downstream/{task}-${{item.run}}.json"]
         for flag, path in (("--out", outs[0]), ("--figure", outs[1]), ("--metrics", outs[1][:-3] + "json")):
             assert f"{flag} {path}" in stage["cmd"]
+    generate = stages["generate"]
+    assert generate["matrix"] == {"run": "${downstream.tasks.generate}"}
+    assert generate["params"] == ["downstream.generate", "ray"] and "models/judges" in generate["deps"]
+    assert "packages/lgvq-downstream/src/lgvq_downstream/tasks/generation" in generate["deps"]
+    assert "packages/lgvq-downstream/src/lgvq_downstream/generation" in generate["deps"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in generate["outs"]]
+    assert outs == ["models/downstream/generate-${item.run}", "reports/downstream/generate-${item.run}"]
+    for flag, path in (("--out", outs[0]), ("--figures", outs[1]), ("--metrics", outs[1] + ".json")):
+        assert f"{flag} {path}" in generate["cmd"]
+    judges = stages["judges"]
+    assert judges["params"] == ["downstream.judges"] and "data/shards" in judges["deps"]
+    assert [next(iter(o)) if isinstance(o, dict) else o for o in judges["outs"]] == ["models/judges"]
     report = stages["report"]
     assert "reports/downstream" in report["deps"] and "downstream.tasks" in report["params"]
     assert "--downstream reports/downstream" in report["cmd"]
     # Every module a stage imports from pipelines/downstream is a dep of it.
-    for name in ("codes", *TASKS):
-        source = (ROOT / "pipelines" / "downstream" / f"{'task' if name in TASKS else name}.py").read_text()
+    for name in ("codes", "judges", *TASKS):
+        module_file = "task" if name in UNDERSTANDING else name
+        source = (ROOT / "pipelines" / "downstream" / f"{module_file}.py").read_text()
         for module in re.findall(r"from pipelines\.downstream(?:\.(\w+))? import", source):
             if module:
                 assert f"pipelines/downstream/{module}.py" in stages[name]["deps"], (name, module)
