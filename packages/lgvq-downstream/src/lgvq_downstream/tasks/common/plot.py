@@ -49,16 +49,32 @@ def save_examples_png(
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("example figures need matplotlib: pip install matplotlib") from err
     panels = _panels(examples, tokenizer)
+    texts = ["\n".join(textwrap.fill(line, wrap) for line in lines(example)) for example in examples]
     cols = min(columns, len(examples))
     rows = (len(examples) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.2 * rows), squeeze=False)
+    # Each row of images gets a text band below it as tall as its longest text, so no text runs into the
+    # next row's titles.
+    line_height = 0.14  # inches per 7-pt line
+    bands = [
+        line_height * (1 + max(t.count("\n") + 1 for t in texts[r * cols : (r + 1) * cols])) for r in range(rows)
+    ]
+    image_height = 3.0
+    ratios = [h for band in bands for h in (image_height, band)]
+    fig, axes = plt.subplots(
+        2 * rows,
+        cols,
+        figsize=(3.2 * cols, sum(ratios) + 0.3 * rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": ratios},
+    )
     for ax in axes.flat:
         ax.axis("off")
-    for ax, example, panel in zip(axes.flat, examples, panels, strict=False):
-        ax.imshow(panel, interpolation="nearest", cmap=None if panel.ndim == 3 else "viridis")
-        text = "\n".join(textwrap.fill(line, wrap) for line in lines(example))
-        ax.set_title(str(example.get("id", "")), fontsize=8)
-        ax.text(0.0, -0.04, text, transform=ax.transAxes, va="top", ha="left", fontsize=7)
+    for index, (example, panel, text) in enumerate(zip(examples, panels, texts, strict=True)):
+        r, c = divmod(index, cols)
+        image_ax, text_ax = axes[2 * r, c], axes[2 * r + 1, c]
+        image_ax.imshow(panel, interpolation="nearest", cmap=None if panel.ndim == 3 else "viridis")
+        image_ax.set_title(str(example.get("id", "")), fontsize=8)
+        text_ax.text(0.0, 1.0, text, transform=text_ax.transAxes, va="top", ha="left", fontsize=7)
     fig.tight_layout()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
