@@ -21,17 +21,13 @@ K codebook size::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lgvq_downstream.generation.condition import Condition
@@ -42,7 +38,7 @@ from lgvq_downstream.generation.samplers.autoregressive import sample_autoregres
 from lgvq_downstream.generation.samplers.guidance import guided
 from lgvq_downstream.generation.samplers.maskgit import sample_maskgit
 from lgvq_downstream.transformer import CodeTransformer, CodeTransformerConfig, KVCache
-from lgvq_downstream.transformer.model import CONFIG_NAME, WEIGHTS_NAME, _replace_dir
+from lgvq_downstream.transformer.model import read_model_folder, write_model_folder
 
 __all__ = ["NLL_MASK_RATIOS", "CodeGenerator"]
 
@@ -404,18 +400,7 @@ class CodeGenerator(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (temp dir +
         ``os.replace``)."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT_NAME})
-            meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            _replace_dir(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        target = write_model_folder(directory, self, self.config.to_dict(), FORMAT_NAME, FORMAT_VERSION)
         logger.info("saved a %s code generator to %s", self.config.sampler, target)
         return target
 
@@ -424,28 +409,7 @@ class CodeGenerator(nn.Module):
         cls, directory: str | os.PathLike[str], *, map_location: str = "cpu"
     ) -> CodeGenerator:
         """Load a model written by ``save_pretrained``; any key or shape mismatch raises ``ValueError``."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: not found (expected a directory written by save_pretrained)"
-                )
-        try:
-            meta = json.loads(config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_path}: invalid JSON ({err})") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-            raise ValueError(f"{config_path}: not an {FORMAT_NAME} config (field 'format')")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: unsupported format_version {meta.get('format_version')!r}")
-        try:
-            config = GeneratorConfig.from_dict(meta.get("config"))
-        except ValueError as err:
-            raise ValueError(f"{config_path}: {err}") from err
-        model = cls(config)
-        try:
-            model.load_state_dict(load_file(str(weights_path), device=map_location), strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"{weights_path}: state dict does not match the config: {err}") from err
+        model = read_model_folder(
+            directory, GeneratorConfig.from_dict, cls, FORMAT_NAME, FORMAT_VERSION, map_location
+        )
         return model.to(map_location)

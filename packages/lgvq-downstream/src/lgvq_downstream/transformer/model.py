@@ -17,9 +17,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -242,50 +243,71 @@ class CodeTransformer(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (temp dir +
         ``os.replace``)."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT_NAME})
-            meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            _replace_dir(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
+        return write_model_folder(directory, self, self.config.to_dict(), FORMAT_NAME, FORMAT_VERSION)
 
     @classmethod
     def from_pretrained(
         cls, directory: str | os.PathLike[str], *, map_location: str = "cpu"
     ) -> CodeTransformer:
         """Load a model written by ``save_pretrained``; any key or shape mismatch raises ``ValueError``."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: not found (expected a directory written by save_pretrained)"
-                )
-        try:
-            meta = json.loads(config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_path}: invalid JSON ({err})") from err
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-            raise ValueError(f"{config_path}: not an {FORMAT_NAME} config (field 'format')")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: unsupported format_version {meta.get('format_version')!r}")
-        try:
-            config = CodeTransformerConfig.from_dict(meta.get("config"))
-        except ValueError as err:
-            raise ValueError(f"{config_path}: {err}") from err
-        model = cls(config)
-        try:
-            model.load_state_dict(load_file(str(weights_path), device=map_location), strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"{weights_path}: state dict does not match the config: {err}") from err
-        return model
+        return read_model_folder(
+            directory, CodeTransformerConfig.from_dict, cls, FORMAT_NAME, FORMAT_VERSION, map_location
+        )
+
+
+def write_model_folder(
+    directory: str | os.PathLike[str], model: nn.Module, config: dict, format_name: str, format_version: int
+) -> Path:
+    """``model.safetensors`` + ``config.json`` (``{"format", "format_version", "config"}``) in ``directory``,
+    written to a temporary sibling and renamed into place."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": format_name})
+        meta = {"format": format_name, "format_version": format_version, "config": config}
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        _replace_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_model_folder(
+    directory: str | os.PathLike[str],
+    parse_config: Callable[[Any], Any],
+    build: Callable[[Any], nn.Module],
+    format_name: str,
+    format_version: int,
+    map_location: str = "cpu",
+) -> Any:
+    """The model of a folder written by :func:`write_model_folder`: ``build(parse_config(meta["config"]))``
+    with the weights loaded strictly; ``FileNotFoundError`` / ``ValueError`` naming the file otherwise."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (expected a directory written by save_pretrained)")
+    try:
+        meta = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}: invalid JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        raise ValueError(f"{config_path}: not an {format_name} config (field 'format')")
+    if meta.get("format_version") != format_version:
+        raise ValueError(f"{config_path}: unsupported format_version {meta.get('format_version')!r}")
+    try:
+        config = parse_config(meta.get("config"))
+    except ValueError as err:
+        raise ValueError(f"{config_path}: {err}") from err
+    model = build(config)
+    try:
+        model.load_state_dict(load_file(str(weights_path), device=map_location), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{weights_path}: state dict does not match the config: {err}") from err
+    return model
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

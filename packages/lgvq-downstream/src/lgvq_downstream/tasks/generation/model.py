@@ -23,6 +23,7 @@ from lgvq_downstream.codes.tokenizer_folder import TokenizerInfo
 from lgvq_downstream.generation import CodeGenerator, Condition
 from lgvq_downstream.tasks.common.checkpoint import FORMAT, FORMAT_VERSION, TASK_NAME, read_task_record
 from lgvq_downstream.tasks.generation.config import GenerationConfig
+from lgvq_downstream.transformer.model import _replace_dir
 
 __all__ = ["GenerationModel"]
 
@@ -110,12 +111,7 @@ class GenerationModel(nn.Module):
                 "version": lgvq_downstream.__version__,
             }
             (tmp / TASK_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            if target.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _replace_dir(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
