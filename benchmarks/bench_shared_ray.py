@@ -44,8 +44,11 @@ def tiny_repo(root: Path) -> Path:
     tasks = {"caption": runs, "vqa": [], "ground": [], "retrieve": runs, "generate": runs}
     params["downstream"] = tiny_downstream({"runs": runs, "tasks": tasks})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "tiny"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "tiny"],
+    ):
         subprocess.run(cmd, cwd=repo, check=True)
     return repo
 
@@ -54,11 +57,19 @@ def run_once(shared: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="lgvq-bench-ray-") as tmp:
         repo = tiny_repo(Path(tmp))
         (repo / ".venv").symlink_to(ROOT / ".venv")
-        env = dict(os.environ, LGVQ_SHARED_RAY="1" if shared else "0", HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1",
-                   RAY_USAGE_STATS_ENABLED="0", TOKENIZERS_PARALLELISM="false")
+        env = dict(
+            os.environ,
+            LGVQ_SHARED_RAY="1" if shared else "0",
+            HF_HUB_OFFLINE="1",
+            DVC_NO_ANALYTICS="1",
+            RAY_USAGE_STATS_ENABLED="0",
+            TOKENIZERS_PARALLELISM="false",
+        )
         env.pop("RAY_ADDRESS", None)
         started = time.perf_counter()
-        out = subprocess.run(["bash", "scripts/pipeline.sh"], cwd=repo, env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            ["bash", "scripts/pipeline.sh"], cwd=repo, env=env, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - started
         if out.returncode != 0:
             raise RuntimeError(out.stdout[-3000:] + out.stderr[-3000:])
@@ -76,7 +87,8 @@ def main() -> int:
         for shared in order:
             rows["shared head" if shared else "a Ray per stage"].append(run_once(shared))
     summary = {
-        name: {"seconds": [x["seconds"] for x in runs], "stages": runs[0]["stages"]} for name, runs in rows.items()
+        name: {"seconds": [x["seconds"] for x in runs], "stages": runs[0]["stages"]}
+        for name, runs in rows.items()
     }
     mean = {name: sum(v["seconds"]) / len(v["seconds"]) for name, v in summary.items()}
     result = {
@@ -84,14 +96,19 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "runs": summary,
         "saving_seconds": mean["a Ray per stage"] - mean["shared head"],
-        "saving_per_stage_seconds": (mean["a Ray per stage"] - mean["shared head"]) / summary["shared head"]["stages"],
+        "saving_per_stage_seconds": (mean["a Ray per stage"] - mean["shared head"])
+        / summary["shared head"]["stages"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "shared_ray.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| Ray | stages | wall s (each round) | mean s |", "|---|---|---|---|"]
     for name, v in summary.items():
-        lines.append(f"| {name} | {v['stages']} | {', '.join(f'{s:.0f}' for s in v['seconds'])} | {mean[name]:.0f} |")
-    lines.append(f"\nSaving: {result['saving_seconds']:.0f} s ({result['saving_per_stage_seconds']:.1f} s per stage).")
+        lines.append(
+            f"| {name} | {v['stages']} | {', '.join(f'{s:.0f}' for s in v['seconds'])} | {mean[name]:.0f} |"
+        )
+    lines.append(
+        f"\nSaving: {result['saving_seconds']:.0f} s ({result['saving_per_stage_seconds']:.1f} s per stage)."
+    )
     (RESULTS / "shared_ray.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

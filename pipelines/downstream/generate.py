@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     model = GenerationModel.from_pretrained(args.out, map_location=device)
     dataset = CodeShardSet(args.codes, split=settings.eval_split)
     decoder = load_tokenizer(args.run).model.to(device)
-    real = reference_images(dataset, [str(dataset[i]["id"]) for i in range(len(dataset))])
+    ids = [str(dataset[i]["id"]) for i in range(len(dataset))]
+    real = reference_images(dataset, ids)
     scorer = SampleScorer(
         real,
         fid_weights=settings.fid_weights,
@@ -107,11 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         parts.begin(task)
 
     report = evaluate(
-        model, dataset, decoder, real, tasks=tuple(settings.tasks), scorer=scorer, progress=False, on_task=on_task
+        model,
+        dataset,
+        decoder,
+        real,
+        tasks=tuple(settings.tasks),
+        scorer=scorer,
+        progress=False,
+        on_task=on_task,
     )
     eval_seconds = time.perf_counter() - evaluated
     parts.begin("figures")
-    figures = save_task_figures(report, args.figures, decoder, real_by_id=dict(zip(report["ids"], real)))
+    figures = save_task_figures(report, args.figures, decoder, real_by_id=dict(zip(ids, real, strict=True)))
     parts.finish()
     for task_report in report["tasks"].values():
         task_report.pop("examples", None)
@@ -137,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(args.metrics, report)
     text = headline(report)
-    logger.info("%s@%s: %s (%.0f s) -> %s", TASK, args.run.name, text, report["pipeline"]["stage_seconds"], args.metrics)
+    logger.info(
+        "%s@%s: %s (%.0f s) -> %s",
+        TASK,
+        args.run.name,
+        text,
+        report["pipeline"]["stage_seconds"],
+        args.metrics,
+    )
     progress.headline(text)
     return 0
 

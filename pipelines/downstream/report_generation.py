@@ -30,7 +30,12 @@ TASK_TITLES = {
 # The paper's FIDs on CelebA-HQ (METHOD-LGVQ.md §7.6–7.9): Tables 7, 10, 6, 5.
 PAPER_FID = {
     "VQ-GAN": {"unconditional": 10.2, "completion": 9.02, "semantic": 11.53, "text_to_image": 15.29},
-    "LG-VQ (VQ-GAN+LG)": {"unconditional": 9.1, "completion": 8.14, "semantic": 11.46, "text_to_image": 12.61},
+    "LG-VQ (VQ-GAN+LG)": {
+        "unconditional": 9.1,
+        "completion": 8.14,
+        "semantic": 11.46,
+        "text_to_image": 12.61,
+    },
     "CVQ": {"semantic": 11.04, "text_to_image": 13.23},
     "CVQ+LG": {"semantic": 11.03, "text_to_image": 12.33},
 }
@@ -43,7 +48,9 @@ CONSISTENCY = (
 
 def collect(folder: Path | None, runs: list[str]) -> dict[str, dict[str, Any]]:
     """run → its ``generate@<run>`` report (missing or unreadable files left out with a warning)."""
-    reports = {run: read_report(folder / f"generate-{run}.json" if folder is not None else None) for run in runs}
+    reports = {
+        run: read_report(folder / f"generate-{run}.json" if folder is not None else None) for run in runs
+    }
     return {run: report for run, report in reports.items() if report is not None}
 
 
@@ -87,7 +94,11 @@ def _row(label: str, seeds: str, reports: list[dict[str, Any]], tasks: list[str]
         elif kind == "reconstructions":
             cells.append(_cell(_values(reports, "reference", "fd", "reconstructions"), digits=1))
         elif kind == "unigram":
-            key = ("tasks", task, "fd", "unigram_fill") if task == "completion" else ("reference", "fd", "unigram_baseline")
+            key = (
+                ("tasks", task, "fd", "unigram_fill")
+                if task == "completion"
+                else ("reference", "fd", "unigram_baseline")
+            )
             cells.append(_cell(_values(reports, *key), digits=1))
         else:
             cells.append(DASH)
@@ -111,7 +122,9 @@ def _row(label: str, seeds: str, reports: list[dict[str, Any]], tasks: list[str]
             source = "shuffled_masks" if task == "semantic" else "shuffled_captions"
         else:
             source = consistency_key.get(kind, "")
-        cells.append(_cell(_values(reports, "tasks", task, "consistency", source, key), scale=100.0, digits=1))
+        cells.append(
+            _cell(_values(reports, "tasks", task, "consistency", source, key), scale=100.0, digits=1)
+        )
     if kind == "samples":
         cells.append(_cell(_values(reports, "nll", "null_condition"), digits=3))
     elif kind == "unigram":
@@ -137,12 +150,16 @@ def table(runs: dict[str, dict[str, Any]]) -> list[str]:
     models = _models(runs)
     for (base, lg), names in models.items():
         seeds = ", ".join(str(parse_run(n)[2]) for n in names)
-        rows.append(_row(f"**{model_label(base, lg)}** samples", seeds, [runs[n] for n in names], tasks, "samples"))
+        rows.append(
+            _row(f"**{model_label(base, lg)}** samples", seeds, [runs[n] for n in names], tasks, "samples")
+        )
     for (base, lg), names in models.items():
         seeds = ", ".join(str(parse_run(n)[2]) for n in names)
         reports = [runs[n] for n in names]
         label = model_label(base, lg)
-        rows.append(_row(f"{label} reconstructions of the test images", seeds, reports, tasks, "reconstructions"))
+        rows.append(
+            _row(f"{label} reconstructions of the test images", seeds, reports, tasks, "reconstructions")
+        )
         rows.append(_row(f"{label} unigram baseline (codes drawn i.i.d.)", seeds, reports, tasks, "unigram"))
         rows.append(_row(f"{label} samples vs another row's condition", seeds, reports, tasks, "shuffled"))
     first = [runs[n] for n in next(iter(models.values()))]
@@ -167,7 +184,11 @@ def verdicts(runs: dict[str, dict[str, Any]]) -> list[str]:
         label = model_label(base, lg)
         for task in _tasks(reports):
             fd = _values(reports, "tasks", task, "fd", "samples")
-            unigram_key = ("tasks", task, "fd", "unigram_fill") if task == "completion" else ("reference", "fd", "unigram_baseline")
+            unigram_key = (
+                ("tasks", task, "fd", "unigram_fill")
+                if task == "completion"
+                else ("reference", "fd", "unigram_baseline")
+            )
             uni = _values(reports, *unigram_key)
             rec = _values(reports, "reference", "fd", "reconstructions")
             if fd and uni and rec:
@@ -216,12 +237,23 @@ def headline_numbers(report: dict[str, Any]) -> str:
     parts = []
     for task in _tasks([report]):
         fd = lookup(report, ("tasks", task, "fd", "samples"))
-        parts.append(f"{TASK_TITLES[task]} FD {fd:.1f}" if fd is not None else f"{TASK_TITLES[task]} FD {DASH}")
+        parts.append(
+            f"{TASK_TITLES[task]} FD {fd:.1f}" if fd is not None else f"{TASK_TITLES[task]} FD {DASH}"
+        )
     rec = lookup(report, ("reference", "fd", "reconstructions"))
     text = ", ".join(parts) + (f" (reconstructions {rec:.1f})" if rec is not None else "")
     for task, key, header in CONSISTENCY:
         s = lookup(report, ("tasks", task, "consistency", "samples", key))
-        c = lookup(report, ("tasks", task, "consistency", "shuffled_masks" if task == "semantic" else "shuffled_captions", key))
+        c = lookup(
+            report,
+            (
+                "tasks",
+                task,
+                "consistency",
+                "shuffled_masks" if task == "semantic" else "shuffled_captions",
+                key,
+            ),
+        )
         if s is not None and c is not None:
             text += f"; {TASK_TITLES[task]} {key} {100 * s:.1f} % (shuffled {100 * c:.1f} %)"
     return text

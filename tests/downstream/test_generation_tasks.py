@@ -60,7 +60,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("generation")
     shards = write_shards(scene_rows(32), root / "shards")
     tokenizer = fitted_tokenizer(shards, root / "tok")
-    return {"root": root, "shards": shards, "tokenizer": tokenizer, "codes": encode(tokenizer, shards, root / "codes")}
+    return {
+        "root": root,
+        "shards": shards,
+        "tokenizer": tokenizer,
+        "codes": encode(tokenizer, shards, root / "codes"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +80,23 @@ def _real(codes: CodeShardSet) -> torch.Tensor:
     return reference_images(codes, [str(codes[i]["id"]) for i in range(len(codes))])
 
 
-def test_generator_learns_the_codes_and_uses_its_conditions(trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path]) -> None:
+def test_generator_learns_the_codes_and_uses_its_conditions(
+    trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path]
+) -> None:
     model, history = trained
     losses = history["loss"]
     assert history["steps"] == 150 and history["skipped"]["skipped"] == 0
     assert sum(losses[-15:]) / 15 < 0.8 * sum(losses[:15]) / 15
     assert model.mask_classes == 8  # background + 7 shapes
     train_codes = CodeShardSet(data["codes"], split="train")
-    report = evaluate(model, train_codes, load_tokenizer(data["tokenizer"]).model, _real(train_codes),
-                      tasks=("semantic",), progress=False)
+    report = evaluate(
+        model,
+        train_codes,
+        load_tokenizer(data["tokenizer"]).model,
+        _real(train_codes),
+        tasks=("semantic",),
+        progress=False,
+    )
     nll = report["nll"]
     assert nll["uniform"] == pytest.approx(math.log(64))
     assert nll["null_condition"] < nll["uniform"]
@@ -91,7 +104,9 @@ def test_generator_learns_the_codes_and_uses_its_conditions(trained: tuple[Gener
     assert nll["mask_condition"] < nll["null_condition"]
 
 
-def test_evaluate_reports_every_task_beside_its_references(trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path]) -> None:
+def test_evaluate_reports_every_task_beside_its_references(
+    trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path]
+) -> None:
     model, _ = trained
     val = CodeShardSet(data["codes"], split="val")
     decoder = load_tokenizer(data["tokenizer"]).model
@@ -116,7 +131,9 @@ def test_evaluate_reports_every_task_beside_its_references(trained: tuple[Genera
     assert report["ids"][:8] == [str(val[i]["id"]) for i in range(8)]
 
 
-def test_save_load_round_trip_gives_identical_samples(trained: tuple[GenerationModel, dict[str, Any]], tmp_path: Path) -> None:
+def test_save_load_round_trip_gives_identical_samples(
+    trained: tuple[GenerationModel, dict[str, Any]], tmp_path: Path
+) -> None:
     model, _ = trained
     folder = model.save_pretrained(tmp_path / "gen")
     again = GenerationModel.from_pretrained(folder)
@@ -131,7 +148,9 @@ def test_save_load_round_trip_gives_identical_samples(trained: tuple[GenerationM
 
 def test_a_task_the_model_has_no_condition_for_is_refused(data: dict[str, Path]) -> None:
     codes = CodeShardSet(data["codes"], split="train")
-    config = dataclasses.replace(CONFIG, conditions=("text",), train=dataclasses.replace(CONFIG.train, steps=1))
+    config = dataclasses.replace(
+        CONFIG, conditions=("text",), train=dataclasses.replace(CONFIG.train, steps=1)
+    )
     model = build(config, codes)
     val = CodeShardSet(data["codes"], split="val")
     with pytest.raises(ValueError, match=r"conditions \['text'\].*semantic"):
@@ -163,7 +182,9 @@ def _rewrite_mask(codes_dir: Path, out: Path, row: int, value: int) -> Path:
     return shard
 
 
-def test_a_mask_with_an_untrained_class_names_file_row_and_field(trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path], tmp_path: Path) -> None:
+def test_a_mask_with_an_untrained_class_names_file_row_and_field(
+    trained: tuple[GenerationModel, dict[str, Any]], data: dict[str, Path], tmp_path: Path
+) -> None:
     model, _ = trained
     shard = _rewrite_mask(data["codes"], tmp_path / "codes", row=0, value=12)
     codes = CodeShardSet(tmp_path / "codes", split=None)
@@ -175,13 +196,61 @@ def test_a_mask_with_an_untrained_class_names_file_row_and_field(trained: tuple[
 
 def test_cli_trains_and_evaluates_text_to_image(data: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "t2i"
-    assert cli_main(["text2image", "train", "--codes", str(data["codes"]), "--out", str(out), "--steps", "20",
-                     "--set", "width=32", "--set", "layers=1", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "text2image",
+                "train",
+                "--codes",
+                str(data["codes"]),
+                "--out",
+                str(out),
+                "--steps",
+                "20",
+                "--set",
+                "width=32",
+                "--set",
+                "layers=1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert GenerationModel.from_pretrained(out).config.conditions == ("text",)
-    assert cli_main(["text2image", "evaluate", "--codes", str(data["codes"]), "--out", str(out), "--split", "val",
-                     "--samples", "4", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "text2image",
+                "evaluate",
+                "--codes",
+                str(data["codes"]),
+                "--out",
+                str(out),
+                "--split",
+                "val",
+                "--samples",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "eval-val-text_to_image.json").read_text())
     assert list(report["tasks"]) == ["text_to_image"] and report["protocol"]["num_samples"] == 4
     # a text-only generator cannot synthesise from masks: the CLI says so on one line
-    assert cli_main(["synthesize", "evaluate", "--codes", str(data["codes"]), "--out", str(out), "--split", "val",
-                     "--no-progress"]) == 1
+    assert (
+        cli_main(
+            [
+                "synthesize",
+                "evaluate",
+                "--codes",
+                str(data["codes"]),
+                "--out",
+                str(out),
+                "--split",
+                "val",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )

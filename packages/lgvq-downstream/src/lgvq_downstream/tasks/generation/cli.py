@@ -81,16 +81,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     if decoder is None:
         decoder = load_tokenizer(args.tokenizer or codes.tokenizer.path).model  # raises with the reason
     decoder = decoder.to(args.device)
-    real = reference_images(codes, [str(codes[i]["id"]) for i in range(len(codes))], args.shards)
+    ids = [str(codes[i]["id"]) for i in range(len(codes))]
+    real = reference_images(codes, ids, args.shards)
     sampling = model.config.sampling
-    changes = {k: v for k, v in (("num_samples", args.samples), ("guidance_scale", args.guidance_scale)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (("num_samples", args.samples), ("guidance_scale", args.guidance_scale))
+        if v is not None
+    }
     if changes:
         sampling = dataclasses.replace(sampling, **changes)
     scorer = SampleScorer(real, fid_weights=args.fid_weights, judges=args.judges)
-    report = evaluate(model, codes, decoder, real, tasks=(args.task,), scorer=scorer, sampling=sampling,
-                      progress=not args.no_progress)
+    report = evaluate(
+        model,
+        codes,
+        decoder,
+        real,
+        tasks=(args.task,),
+        scorer=scorer,
+        sampling=sampling,
+        progress=not args.no_progress,
+    )
     if args.figure:
-        figures = save_task_figures(report, args.out, decoder, real_by_id=dict(zip(report["ids"], real)))
+        figures = save_task_figures(report, args.out, decoder, real_by_id=dict(zip(ids, real, strict=True)))
         report["figures"] = {task: str(path) for task, path in figures.items()}
     path = write_report(args.out / f"eval-{args.split}-{args.task}.json", report)
     result = report["tasks"][args.task]

@@ -98,15 +98,24 @@ def collect_examples(
                 skips.handle(ref.error("mask", f"cannot decode: {err}"))
                 continue
             if mask.shape[0] % h or mask.shape[1] % w:
-                skips.handle(ref.error("mask", f"size {mask.shape[0]}×{mask.shape[1]} is not a multiple of "
-                                              f"the code grid {h}×{w}"))
+                skips.handle(
+                    ref.error(
+                        "mask",
+                        f"size {mask.shape[0]}×{mask.shape[1]} is not a multiple of the code grid {h}×{w}",
+                    )
+                )
                 continue
             if mask_shape is not None and mask.shape != mask_shape:
-                skips.handle(ref.error("mask", f"size {mask.shape} differs from the first row's {mask_shape}"))
+                skips.handle(
+                    ref.error("mask", f"size {mask.shape} differs from the first row's {mask_shape}")
+                )
                 continue
             if mask_classes is not None and int(mask.max()) >= mask_classes:
-                skips.handle(ref.error("mask", f"class id {int(mask.max())} outside the trained range "
-                                              f"0..{mask_classes - 1}"))
+                skips.handle(
+                    ref.error(
+                        "mask", f"class id {int(mask.max())} outside the trained range 0..{mask_classes - 1}"
+                    )
+                )
                 continue
             mask_shape = mask.shape
             masks.append(mask)

@@ -138,7 +138,9 @@ def evaluate(
     rows = _Rows(examples, sampling.num_samples, real, decoder, targets)
     k = model.generator.config.codebook_size
     grid = tuple(model.generator.config.grid)
-    unigram = decode_images(decoder, unigram_codes(model.code_frequencies, len(rows.index), grid, sampling.seed + 7))
+    unigram = decode_images(
+        decoder, unigram_codes(model.code_frequencies, len(rows.index), grid, sampling.seed + 7)
+    )
     reference = {
         "rows": len(rows.index),
         "distinct_rows": int(min(len(examples), sampling.num_samples)),
@@ -236,8 +238,15 @@ class _Context:
 
 
 def _unconditional(ctx: _Context) -> dict[str, Any]:
-    codes = draw(ctx.model, ctx.n, lambda s, e: (None, None, None), ctx.sampling, guidance=False,
-                 desc="unconditional", progress=ctx.progress)
+    codes = draw(
+        ctx.model,
+        ctx.n,
+        lambda s, e: (None, None, None),
+        ctx.sampling,
+        guidance=False,
+        desc="unconditional",
+        progress=ctx.progress,
+    )
     images = decode_images(ctx.decoder, codes)
     return {
         "fd": {"samples": ctx.scorer.fd(images)},
@@ -258,13 +267,17 @@ def _completion(ctx: _Context) -> dict[str, Any]:
     def inputs(s: int, e: int) -> tuple[Tensor, Tensor, None]:
         return given[s:e], keep, None
 
-    codes = draw(ctx.model, ctx.n, inputs, ctx.sampling, guidance=False, desc="completion", progress=ctx.progress)
+    codes = draw(
+        ctx.model, ctx.n, inputs, ctx.sampling, guidance=False, desc="completion", progress=ctx.progress
+    )
     if not torch.equal(codes[:, :given_rows], given[:, :given_rows]):
         raise AssertionError("completion changed given codes")  # the sampler's contract; tested there
     images = decode_images(ctx.decoder, codes)
     pixels = given_rows * images.shape[-2] // h
     filled = given.clone()
-    filled[:, given_rows:] = unigram_codes(ctx.model.code_frequencies, ctx.n, (h - given_rows, w), ctx.sampling.seed + 11)
+    filled[:, given_rows:] = unigram_codes(
+        ctx.model.code_frequencies, ctx.n, (h - given_rows, w), ctx.sampling.seed + 11
+    )
     unigram = decode_images(ctx.decoder, filled)
     return {
         "protocol": {"given_code_rows": given_rows, "of_rows": h, "given_pixel_rows": pixels},
@@ -285,7 +298,9 @@ def _semantic(ctx: _Context) -> dict[str, Any]:
     def inputs(s: int, e: int) -> tuple[None, None, Condition | None]:
         return None, None, ctx.model.condition(masks=masks[s:e])
 
-    codes = draw(ctx.model, ctx.n, inputs, ctx.sampling, guidance=True, desc="semantic", progress=ctx.progress)
+    codes = draw(
+        ctx.model, ctx.n, inputs, ctx.sampling, guidance=True, desc="semantic", progress=ctx.progress
+    )
     images = decode_images(ctx.decoder, codes)
     result: dict[str, Any] = {"fd": {"samples": ctx.scorer.fd(images)}}
     if ctx.scorer.has_judges:
@@ -297,7 +312,9 @@ def _semantic(ctx: _Context) -> dict[str, Any]:
             "reconstructions": ctx.scorer.segmentation(ctx.rows.reconstructions, masks),
             "unigram_baseline": ctx.scorer.segmentation(ctx.unigram, masks),
         }
-    result["examples"] = ctx.examples(codes, mask=[m.tolist() for m in masks[: ctx.model.config.num_examples]])
+    result["examples"] = ctx.examples(
+        codes, mask=[m.tolist() for m in masks[: ctx.model.config.num_examples]]
+    )
     return result
 
 
@@ -307,7 +324,9 @@ def _text_to_image(ctx: _Context) -> dict[str, Any]:
     def inputs(s: int, e: int) -> tuple[None, None, Condition | None]:
         return None, None, ctx.model.condition(captions=captions[s:e])
 
-    codes = draw(ctx.model, ctx.n, inputs, ctx.sampling, guidance=True, desc="text-to-image", progress=ctx.progress)
+    codes = draw(
+        ctx.model, ctx.n, inputs, ctx.sampling, guidance=True, desc="text-to-image", progress=ctx.progress
+    )
     images = decode_images(ctx.decoder, codes)
     result: dict[str, Any] = {"fd": {"samples": ctx.scorer.fd(images)}}
     if ctx.scorer.has_judges and ctx.rows.targets is not None:

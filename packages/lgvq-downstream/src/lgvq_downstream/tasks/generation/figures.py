@@ -18,7 +18,6 @@ from lgvq_downstream.tasks.generation.sampling import decode_images
 __all__ = ["save_task_figures"]
 
 
-
 def _class_names(mask_classes: int) -> list[str] | None:
     try:
         from lgvq_data.sources.synthetic import SHAPES

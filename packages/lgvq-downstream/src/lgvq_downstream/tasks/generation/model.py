@@ -86,7 +86,9 @@ class GenerationModel(nn.Module):
             return None
         return Condition(text_features=text_features, text_mask=text_mask, mask=mask)
 
-    def forward(self, codes: Tensor, captions: list[str] | None = None, masks: Tensor | None = None) -> Tensor:
+    def forward(
+        self, codes: Tensor, captions: list[str] | None = None, masks: Tensor | None = None
+    ) -> Tensor:
         """Training loss of a batch: codes B×h×w int64, captions B strings, masks B×H×W."""
         device = next(self.generator.parameters()).device
         return self.generator.loss(codes.to(device), self.condition(captions, masks))
@@ -110,14 +112,18 @@ class GenerationModel(nn.Module):
                 "code_frequencies": [round(float(f), 8) for f in self.code_frequencies.cpu()],
                 "version": lgvq_downstream.__version__,
             }
-            (tmp / TASK_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            (tmp / TASK_NAME).write_text(
+                json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            )
             _replace_dir(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str], *, map_location: str = "cpu") -> GenerationModel:
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, map_location: str = "cpu"
+    ) -> GenerationModel:
         """Load a folder written by :meth:`save_pretrained`; ``ValueError`` naming the file when it is not
         one."""
         root = Path(directory)

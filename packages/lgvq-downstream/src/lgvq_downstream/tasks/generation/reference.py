@@ -44,5 +44,7 @@ def reference_images(
         out[position] = np.asarray(image, dtype=np.uint8)
     missing = [row_id for row_id, image in zip(ids, out) if image is None]
     if missing:
-        raise ValueError(f"{root}: no source row with id {missing[0]!r} ({len(missing)} of {len(ids)} missing)")
+        raise ValueError(
+            f"{root}: no source row with id {missing[0]!r} ({len(missing)} of {len(ids)} missing)"
+        )
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()  # type: ignore[arg-type]

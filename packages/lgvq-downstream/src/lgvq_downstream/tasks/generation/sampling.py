@@ -58,7 +58,9 @@ def draw(
 def unigram_codes(frequencies: Tensor, n: int, grid: tuple[int, int], seed: int) -> Tensor:
     """The trivial baseline: n×h×w codes drawn independently from the training codes' frequencies."""
     generator = torch.Generator().manual_seed(seed)
-    flat = torch.multinomial(frequencies.float().cpu(), n * grid[0] * grid[1], replacement=True, generator=generator)
+    flat = torch.multinomial(
+        frequencies.float().cpu(), n * grid[0] * grid[1], replacement=True, generator=generator
+    )
     return flat.reshape(n, *grid)
 
 

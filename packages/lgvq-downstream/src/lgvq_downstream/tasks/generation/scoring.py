@@ -23,12 +23,12 @@ the scores are then the Fréchet distances alone."""
 
 class SampleScorer:
     """Args:
-        real_images: uint8 N×3×H×W, the reference set of the Fréchet distance.
-        fid_weights: None = the offline FD-EffLite0; a path = FID from that Inception weights file.
-        judges: a folder of scene judges (``lgvq_downstream.metrics.judge_io.save_judges``), or None; a
-            folder with only :data:`NO_JUDGES` means none.
-        reference_split: the split the real images are from (recorded).
-        fd_size: EfficientNet-Lite0 input side (ignored for Inception).
+    real_images: uint8 N×3×H×W, the reference set of the Fréchet distance.
+    fid_weights: None = the offline FD-EffLite0; a path = FID from that Inception weights file.
+    judges: a folder of scene judges (``lgvq_downstream.metrics.judge_io.save_judges``), or None; a
+        folder with only :data:`NO_JUDGES` means none.
+    reference_split: the split the real images are from (recorded).
+    fd_size: EfficientNet-Lite0 input side (ignored for Inception).
     """
 
     def __init__(
@@ -57,7 +57,10 @@ class SampleScorer:
 
     def protocol(self) -> dict[str, Any]:
         """The feature network's record (weights, sha256, input handling) and the judges' folder."""
-        return {"frechet": self.frechet.protocol(), "judges": str(self._judges_dir) if self._judges_dir else None}
+        return {
+            "frechet": self.frechet.protocol(),
+            "judges": str(self._judges_dir) if self._judges_dir else None,
+        }
 
     def fd(self, images: Tensor) -> float:
         """Fréchet distance of uint8 images N×3×H×W to the reference set."""

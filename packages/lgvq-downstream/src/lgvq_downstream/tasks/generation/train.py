@@ -81,7 +81,9 @@ def build(
     torch.manual_seed(config.train.seed)
     generator = CodeGenerator(generator_config)
     if config.init_from_codebook:
-        generator.init_image_embeddings(standardize_codebook(codebook if codebook is not None else load_codebook(codes.manifest)))
+        generator.init_image_embeddings(
+            standardize_codebook(codebook if codebook is not None else load_codebook(codes.manifest))
+        )
     model = GenerationModel(config, generator, codes.tokenizer, generator_config.mask_classes, frequencies)
     logger.info(
         "generator (%s, conditions %s): %d parameters, grid %d×%d, K %d, mask classes %d",
