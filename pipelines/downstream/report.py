@@ -20,7 +20,7 @@ from typing import Any
 
 from pipelines.downstream.params import TASKS as ALL_TASKS
 from pipelines.downstream.params import parse_run
-from pipelines.statistics import mean_interval
+from pipelines.statistics import describe_delta, mean_interval, paired_delta
 
 logger = logging.getLogger(__name__)
 
@@ -285,13 +285,18 @@ def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
         model = _values(reports, _join(MODEL_PREFIX[task], column.key))
         if not model or best is None:
             continue
-        mean = sum(model) / len(model) * column.scale
+        interval = mean_interval([v * column.scale for v in model])
+        mean = interval.mean
         baseline = best[1] * column.scale
         name, unit = HEADLINE_NAME[task]
         d = column.digits
+        if interval.n >= 2 and math.isfinite(interval.half_width):
+            above = interval.low > baseline
+            where = f"{'above' if above else 'NOT above'} it: the {interval.n}-seed interval's low end is {interval.low:.{d}f}{unit}"
+        else:
+            where = f"{'above' if mean > baseline else 'NOT above'} it"
         text = (
-            f"{model_label(base, lg)}: {name} {mean:.{d}f}{unit} vs {best[0]} {baseline:.{d}f}{unit} "
-            f"({'above' if mean > baseline else 'NOT above'} it)"
+            f"{model_label(base, lg)}: {name} {mean:.{d}f}{unit} vs {best[0]} {baseline:.{d}f}{unit} ({where})"
         )
         if task in SHUFFLED_PREFIX:
             shuffled = _values(reports, _join(SHUFFLED_PREFIX[task], column.key))
@@ -300,6 +305,39 @@ def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
                 points = " points" if unit else ""
                 text += f", shuffled codes {s:.{d}f}{unit} (the image adds {mean - s:+.{d}f}{points})"
         lines.append(f"- {text}.")
+    return lines + paired_verdicts(task, runs)
+
+
+def paired_verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Per base with runs with and without LG on common tokenizer seeds: the paired (+LG − base) delta of the
+    headline number with its Student-t interval, in words (one second-stage seed per tokenizer seed)."""
+    column = HEADLINE[task]
+    name, unit = HEADLINE_NAME[task]
+    lines = []
+    models = _models(runs)
+    for (base, lg), names in models.items():
+        if lg or (base, True) not in models:
+            continue
+        by_seed = {}
+        for key in ((base, False), (base, True)):
+            by_seed[key[1]] = {
+                parse_run(n)[2]: v * column.scale
+                for n in models[key]
+                if (v := lookup(runs[n], _join(MODEL_PREFIX[task], column.key))) is not None
+            }
+        if not set(by_seed[True]) & set(by_seed[False]):
+            continue
+        interval = paired_delta(by_seed[True], by_seed[False])
+        label = model_label(base, True)
+        sentence = describe_delta(
+            f"{label} vs {model_label(base, False)}",
+            name,
+            interval,
+            higher_is_better=True,
+            unit=unit.strip() if unit.strip() != "%" else "points",
+            digits=column.digits,
+        )
+        lines.append(f"- {sentence}")
     return lines
 
 

@@ -111,6 +111,7 @@ def test_one_seed_per_model_renders_values_without_intervals(tmp_path: Path) -> 
     assert "- VQ-GAN+LG: CIDEr-D 60.00 vs most frequent training caption 30.00 (above it)" in text
     assert "- VQ-GAN: Acc@0.5 10.0 % vs centre box of mean size 8.0 % (above it), shuffled codes 7.0" in text
     assert "shuffled codes 25.00 (the image adds +35.00)" in text
+    assert "- VQ-GAN+LG vs VQ-GAN, CIDEr-D: +20.00 over 1 seed — a single seed, no interval" in text
     assert "[VQ-GAN+LG seed 0](downstream/caption-vqgan-on-s0.png)" in text
     assert "| caption@vqgan-on-s0 | 10 | 100 | 1 | 3 | 2 | 9 |" in text
     tasks = summary["downstream"]["tasks"]
@@ -132,6 +133,13 @@ def test_several_seeds_show_mean_and_interval(tmp_path: Path) -> None:
     assert f"| VQ-GAN+LG | {interval.mean:.2f} ± {interval.half_width:.2f} |" in text
     assert "| VQ-GAN+LG | 0, 1, 2 |" in text and "without an interval" not in text
     assert "mean ± 95 % Student-t half-width" in text
+    # Paired by tokenizer seed: deltas 10, 16, 19 points of CIDEr-D; mean 15, sd √21, t(2) = 4.303.
+    half = 4.303 * (21**0.5) / 3**0.5
+    assert (
+        f"- VQ-GAN+LG vs VQ-GAN, CIDEr-D: +15.00 [+{15 - half:.2f}, +{15 + half:.2f}] over 3 seeds — LG is "
+        "better (interval excludes zero)." in text
+    )
+    assert f"(above it: the 3-seed interval's low end is {interval.low:.2f})" in text
 
 
 def test_a_params_file_without_downstream_gets_no_section(tmp_path: Path) -> None:
