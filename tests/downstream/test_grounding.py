@@ -354,9 +354,11 @@ def test_cli_trains_and_evaluates_end_to_end(
     codes: Path, tokenizer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ck, ev = tmp_path / "ck", tmp_path / "ev"
-    tiny = ["--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "8", "--no-progress"]
+    tiny = ["--width", "16", "--layers", "1", "--set", "heads=2", "--batch-size", "8", "--no-progress"]
     assert main(["ground", "train", "--codes", str(codes), "--out", str(ck), "--steps", "3", *tiny]) == 0
     assert len(json.loads((ck / "history.json").read_text())["loss"]) == 3
+    saved = json.loads((ck / "task.json").read_text())["config"]
+    assert (saved["width"], saved["layers"], saved["heads"], saved["train"]["batch_size"]) == (16, 1, 2, 8)
     args = ["ground", "evaluate", "--codes", str(codes), "--model", str(ck), "--out", str(ev)]
     assert main([*args, "--tokenizer", str(tokenizer_dir), "--examples", "3"]) == 0
     metrics = json.loads((ev / "metrics.json").read_text())
@@ -368,6 +370,6 @@ def test_cli_trains_and_evaluates_end_to_end(
 
     dropped = _rewrite_codes(codes, tmp_path / "dropped", lambda t: t.drop_columns(["refs"]))
     capsys.readouterr()
-    assert main(["ground", "evaluate", "--codes", str(dropped), "--model", str(ck), "--out", str(ev)]) == 1
+    assert main(["ground", "evaluate", "--codes", str(dropped), "--out", str(ck)]) == 1  # --model = --out
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lgvq-downstream ground: error:" in err[0] and "'refs'" in err[0]

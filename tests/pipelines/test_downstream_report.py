@@ -150,7 +150,9 @@ def test_a_params_file_without_downstream_gets_no_section(tmp_path: Path) -> Non
     assert "Downstream" not in (tmp_path / "out" / "report.md").read_text()
 
 
-def _generate_report(fd: float, miou: tuple[float, float, float], shuffled: tuple[float, float, float]) -> dict:
+def _generate_report(
+    fd: float, miou: tuple[float, float, float], shuffled: tuple[float, float, float]
+) -> dict:
     def consistency(mean_low_high: tuple[float, float, float]) -> dict:
         m, lo, hi = mean_low_high
         return {"miou": m, "miou_interval": [lo, hi]}
@@ -176,13 +178,19 @@ def _generate_report(fd: float, miou: tuple[float, float, float], shuffled: tupl
     }
 
 
-def test_generation_section_sets_samples_beside_references_and_says_what_is_distinguishable(tmp_path: Path) -> None:
+def test_generation_section_sets_samples_beside_references_and_says_what_is_distinguishable(
+    tmp_path: Path,
+) -> None:
     from pipelines.downstream import report_generation
 
     folder = tmp_path / "downstream"
     folder.mkdir()
-    (folder / "generate-vqgan-off-s0.json").write_text(json.dumps(_generate_report(50.0, (0.3, 0.25, 0.35), (0.2, 0.15, 0.24))))
-    (folder / "generate-vqgan-on-s0.json").write_text(json.dumps(_generate_report(40.0, (0.22, 0.18, 0.26), (0.2, 0.15, 0.24))))
+    (folder / "generate-vqgan-off-s0.json").write_text(
+        json.dumps(_generate_report(50.0, (0.3, 0.25, 0.35), (0.2, 0.15, 0.24)))
+    )
+    (folder / "generate-vqgan-on-s0.json").write_text(
+        json.dumps(_generate_report(40.0, (0.22, 0.18, 0.26), (0.2, 0.15, 0.24)))
+    )
     lines, summary = report_generation.section(folder, ["vqgan-off-s0", "vqgan-on-s0"], tmp_path)
     text = "\n".join(lines)
     assert "2 of 2 generate stages found" in text
@@ -193,5 +201,7 @@ def test_generation_section_sets_samples_beside_references_and_says_what_is_dist
     assert "| *LG-VQ (VQ-GAN+LG) (paper, CelebA-HQ FID)* |  | 9.10 | 11.46 |  |  |" in text
     # intervals apart → followed; overlapping → not distinguishable
     assert "VQ-GAN, semantic synthesis: FD 51.0" in text and "the condition is followed" in text
-    assert "VQ-GAN+LG, semantic synthesis" in text and "NOT distinguishable from ignoring the condition" in text
+    assert (
+        "VQ-GAN+LG, semantic synthesis" in text and "NOT distinguishable from ignoring the condition" in text
+    )
     assert summary["runs"]["vqgan-on-s0"]["semantic"] == {"fd": 41.0, "miou": 0.22}

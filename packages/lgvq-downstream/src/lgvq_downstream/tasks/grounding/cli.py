@@ -1,7 +1,7 @@
 """``lgvq-downstream ground train|evaluate``.
 
-    lgvq-downstream ground train    --codes DIR --out DIR [--config grounding.json] [--steps N] ...
-    lgvq-downstream ground evaluate --codes DIR --model DIR --out DIR [--split test] [--tokenizer DIR]
+    lgvq-downstream ground train    --codes DIR --out DIR [--config grounding.json] [--set KEY=VALUE] ...
+    lgvq-downstream ground evaluate --codes DIR --out DIR [--model DIR] [--split test] [--tokenizer DIR]
 
 ``train`` writes the checkpoint (``transformer/``, ``heads.safetensors``, ``task.json``) and
 ``history.json`` into ``--out``; ``evaluate`` writes ``metrics.json`` (metrics, baselines, data report,
@@ -21,46 +21,29 @@ __all__ = ["add_ground"]
 
 logger = logging.getLogger("lgvq-downstream.ground")
 
-# CLI flag → (section, key) of GroundingConfig.
-_OVERRIDES: dict[str, tuple[str | None, str]] = {
-    "steps": ("train", "steps"),
-    "batch_size": ("train", "batch_size"),
-    "lr": ("train", "lr"),
-    "seed": ("train", "seed"),
-    "device": ("train", "device"),
-    "on_error": ("train", "on_error"),
-    "width": (None, "width"),
-    "layers": (None, "layers"),
-    "heads": (None, "heads"),
-    "max_text_tokens": (None, "max_text_tokens"),
-}
+# Grounding's own shortcut flags → top-level GroundingConfig keys (the train.* shortcuts, --config and --set
+# are the shared ones of ``tasks.common.cli``).
+_MODEL_SHORTCUTS = ("width", "layers", "heads", "max_text_tokens")
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from lgvq_downstream.tasks.common.cli import config_from_args
     from lgvq_downstream.tasks.grounding.config import GroundingConfig
 
-    data: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            data = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{args.config}: invalid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{args.config}: expected a JSON object of GroundingConfig fields")
-    for flag, (section, key) in _OVERRIDES.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        target = data.setdefault(section, {}) if section else data
-        target[key] = value
+    overrides = [
+        f"{key}={json.dumps(v)}" for key in _MODEL_SHORTCUTS if (v := getattr(args, key)) is not None
+    ]
     if args.no_codebook_init:
-        data["init_from_codebook"] = False
-    return GroundingConfig.from_dict(data, fill_defaults=True, path="grounding")
+        overrides.append("init_from_codebook=false")
+    args.overrides = [*args.overrides, *overrides]
+    return config_from_args(GroundingConfig, args)
 
 
 def _write_json(path: Path, payload: Any) -> None:
+    from lgvq_downstream.tasks.common.cli import write_report
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True), encoding="utf-8")
+    write_report(path, payload)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -100,6 +83,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from lgvq_downstream.tasks.grounding.model import GroundingModel
     from lgvq_downstream.tasks.grounding.plot import save_grounding_png
 
+    args.model = args.model or args.out
     model = GroundingModel.from_pretrained(args.model, map_location=args.device)
     dataset = GroundingDataset(
         args.codes,
@@ -124,6 +108,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def add_ground(subparsers: argparse._SubParsersAction) -> None:
     """``ground``: train / evaluate a grounding model on code shards with referring expressions."""
+    from lgvq_downstream.tasks.common.cli import add_train_arguments
+
     p = subparsers.add_parser(
         "ground",
         help="visual grounding (referring expression → box) on code shards",
@@ -133,31 +119,21 @@ def add_ground(subparsers: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     t = actions.add_parser("train", help="train a grounding model", description="Train and save a model.")
-    t.add_argument("--codes", type=Path, required=True, help="code-shard directory (lgvq-downstream codes)")
-    t.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    t.add_argument("--split", default="train", help="training split (default train)")
-    t.add_argument("--config", type=Path, help="JSON object of GroundingConfig fields (others default)")
-    t.add_argument("--steps", type=int, help="optimiser steps")
-    t.add_argument("--batch-size", type=int, help="expressions per step")
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--seed", type=int, help="data order and initialisation seed")
+    add_train_arguments(t)
     t.add_argument("--width", type=int, help="transformer width")
     t.add_argument("--layers", type=int, help="transformer blocks")
     t.add_argument("--heads", type=int, help="attention heads")
     t.add_argument("--max-text-tokens", type=int, help="longest expression ([CLS]/[SEP] included)")
-    t.add_argument("--device", help="torch device")
-    t.add_argument("--on-error", choices=("raise", "skip"), help="bad input: stop (default) or skip+count")
     t.add_argument(
         "--no-codebook-init", action="store_true", help="learn image embeddings from scratch (no codebook)"
     )
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=_run_train)
 
     e = actions.add_parser(
         "evaluate", help="evaluate a grounding model", description="Acc@0.5, mean IoU and baselines."
     )
     e.add_argument("--codes", type=Path, required=True, help="code-shard directory")
-    e.add_argument("--model", type=Path, required=True, help="checkpoint directory (ground train --out)")
+    e.add_argument("--model", type=Path, help="checkpoint directory (ground train --out; default: --out)")
     e.add_argument("--out", type=Path, required=True, help="directory for metrics.json and examples.png")
     e.add_argument("--split", default="test", help="evaluation split (default test)")
     e.add_argument("--batch-size", type=int, default=64, help="expressions per forward pass")
