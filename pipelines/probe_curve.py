@@ -77,8 +77,7 @@ def learning_curve(
     if config.mode != "fixed":
         config = guidance_config(GuidanceParams("fixed", guidance.text_encoder, guidance.config))
     encoder = load_text_encoder(guidance.text_encoder, context_length=config.context_length)
-    model, meta = load_run(run)
-    tokenizer = model.base if hasattr(model, "base") else model
+    tokenizer, meta = load_run(run)  # no text encoder given: the tokenizer alone, also for an LG run
     image_size = int(meta.get("image_size", tokenizer.config.encoder.resolution))
     splits = splits or SplitParams()
     carve = {"val_from_train": carve_fraction(shards, splits), "split_seed": splits.seed}
