@@ -31,7 +31,8 @@ class TrainParams:
 
     Flat on purpose, so ``dvc exp run -S train.lr=1e-4`` works. ``batch_size`` is per worker;
     ``lr``/``disc_lr``
-    are absolute. ``amp``: none | bf16 | fp16 (bf16 also on CPU).
+    are absolute. ``amp``: none | bf16 | fp16 (bf16 also on CPU). ``guidance_lr`` / ``guidance_betas``: Adam
+    settings of the LG heads (null = ``lr`` and taming's betas, as the official code).
     """
 
     batch_size: int
@@ -44,6 +45,8 @@ class TrainParams:
     amp: str = "none"
     grad_accum_steps: int = 1
     max_grad_norm: float = 0.0
+    guidance_lr: float | None = None
+    guidance_betas: tuple[float, float] | None = None
 
     def loop_config(self, seed: int):  # -> lgvq_core.config.TrainConfig
         """The lgvq-core loop settings for one seed (validated there: a bad value names ``train.<field>``)."""

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipelines.console.memory import PeakMemory
 from pipelines.console.runner import child_env, run
 from pipelines.console.session import Outputs, Session
 from pipelines.console.stage_logs import StageLogs
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         StageLogs(args.logs),
         ProgressWatcher(progress_dir),
         Outputs(summary=args.summary, report=args.report, logs=args.logs),
+        memory=PeakMemory(),
     )
     terminal.line(
         f"pipeline: {' '.join(command)}; full output in {args.logs}/ (make pipeline V=1 streams it instead)"

@@ -34,9 +34,10 @@ def started(stage: str, when: float) -> str:
     return f"{stamp(when)} ▶ {stage}"
 
 
-def done(stage: str, when: float, seconds: float, headline: str | None) -> str:
+def done(stage: str, when: float, seconds: float, headline: str | None, peak: str | None = None) -> str:
     text = f"{stamp(when)} ✓ {stage:<{NAME_WIDTH}} {duration(seconds):>7}"
-    return f"{text}  {headline}" if headline else text
+    text = f"{text}  {headline}" if headline else text
+    return f"{text}  ({peak})" if peak else text
 
 
 def skipped(stages: Sequence[tuple[str, str]], limit: int = 6) -> str:

@@ -4,6 +4,8 @@ gets a start and an end line per stage, the live bar, and the summary or the fai
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,12 +14,14 @@ from pathlib import Path
 from pipelines.console import lines
 from pipelines.console.bar import render
 from pipelines.console.dvc_output import LockUpdated, StageSkipped, StageStarted, parse
+from pipelines.console.memory import PeakMemory
 from pipelines.console.stage_logs import StageLogs, tail
 from pipelines.console.summary import summary_lines
 from pipelines.console.terminal import Terminal
 from pipelines.console.watcher import ProgressWatcher
 
 TAIL_LINES = 30
+STAGES_FILE = "stages.json"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Session:
         watcher: ProgressWatcher,
         outputs: Outputs,
         clock: Callable[[], float] = time.time,
+        memory: PeakMemory | None = None,
     ):
         self.terminal, self.logs, self.watcher, self.outputs, self.clock = (
             terminal,
@@ -45,7 +50,9 @@ class Session:
             outputs,
             clock,
         )
+        self.memory = memory
         self.began = clock()
+        self.records: list[dict[str, object]] = []
         self.watcher.clear()  # files left by an earlier, interrupted run
         self.current: str | None = None
         self.stage_began = 0.0
@@ -65,6 +72,8 @@ class Session:
             self.current, self.stage_began = event.stage, now
             self.logs.begin(event.stage)
             self.watcher.start(since=now)
+            if self.memory is not None:
+                self.memory.reset()
             self.terminal.line(lines.started(event.stage, now))
         elif isinstance(event, LockUpdated):
             self._close_stage()
@@ -75,6 +84,8 @@ class Session:
 
     def tick(self) -> None:
         """Redraw the progress bar of the running stage (on a terminal)."""
+        if self.memory is not None and self.current:
+            self.memory.sample()
         state = self.watcher.current() if self.current else None
         if state is None:
             self.terminal.status(None)
@@ -108,12 +119,28 @@ class Session:
             return
         now = self.clock()
         headline = self.watcher.headline()
+        peak = None
+        if self.memory is not None:
+            self.memory.sample()
+            peak = self.memory.describe()
         self.terminal.status(None)
-        self.terminal.line(lines.done(self.current, now, now - self.stage_began, headline))
+        self.terminal.line(lines.done(self.current, now, now - self.stage_began, headline, peak))
         self.ran.append(self.current)
+        self._record(self.current, now - self.stage_began)
         self.watcher.clear()
         self.logs.end()
         self.current = None
+
+    def _record(self, stage: str, seconds: float) -> None:
+        """Append the stage's wall time and peak memory to ``<logs>/stages.json`` (rewritten atomically)."""
+        peak = self.memory.peak if self.memory is not None else None
+        self.records.append({"stage": stage, "seconds": round(seconds, 1), "peak_memory_bytes": peak})
+        path = self.outputs.logs / STAGES_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        memory_note = "machine memory in use above the run's start, sampled every ~0.5 s"
+        tmp.write_text(json.dumps({"peak_memory": memory_note, "stages": self.records}, indent=2) + "\n")
+        os.replace(tmp, path)
 
     def _flush_skips(self) -> None:
         if self._pending_skips:

@@ -35,6 +35,7 @@ def summary_lines(summary: Path, report: Path, logs: Path) -> list[str]:
         out.append(f"no {summary} yet (the report stage has not run)")
     out.append(f"report: {report}")
     out.append(f"logs:   {logs}/<stage>.log per stage, {logs}/dvc.log for all of dvc repro")
+    out.append(f"stages: {logs}/stages.json (each stage's wall time and peak memory)")
     return out
 
 

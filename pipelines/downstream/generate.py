@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_memory_mib": peak_memory_mib(),
         "device": device,
         "protocol": "generator trained on the train split of the code shards, evaluated once on the test "
-        "split; budgets and sampling settings fixed in params.yaml (nothing tuned on val or test)",
+        "split; budgets and sampling settings fixed in params.yaml (never tuned on test)",
     }
     write_json(args.metrics, report)
     text = headline(report)

@@ -10,14 +10,35 @@ model with one seed shows its value alone and the section says there is no inter
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.downstream.layout import (  # noqa: F401  (re-exported for the report's readers)
+    BASE_NAMES,
+    BASELINES,
+    CAPTION_COLUMNS,
+    DASH,
+    GROUND_COLUMNS,
+    HEADLINE,
+    HEADLINE_NAME,
+    MODEL_PREFIX,
+    RETRIEVE_COLUMNS,
+    SHUFFLED_PREFIX,
+    TASK_TITLES,
+    Column,
+    _fmt,
+    _join,
+    _name,
+    _values,
+    best_baseline,
+    headline_numbers,
+    lookup,
+    model_label,
+    read_report,
+)
 from pipelines.downstream.params import TASKS as ALL_TASKS
 from pipelines.downstream.params import parse_run
 from pipelines.statistics import describe_delta, mean_interval, paired_delta
@@ -26,76 +47,6 @@ logger = logging.getLogger(__name__)
 
 # The understanding tasks this module tabulates (generation has its own section: ``report_generation``).
 TASKS: tuple[str, ...] = tuple(t for t in ALL_TASKS if t != "generate")
-
-DASH = "—"
-BASE_NAMES = {"vqvae": "VQ-VAE", "vqgan": "VQ-GAN", "cvq": "CVQ", "vqct": "VQCT"}
-TASK_TITLES = {
-    "caption": "Image captioning",
-    "vqa": "Visual question answering",
-    "ground": "Visual grounding",
-    "retrieve": "Image→text retrieval",
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table column: header, key below a row's prefix (one key, or a tuple of nested keys: keys such as
-    ``accuracy@0.5``, ``WUPS@0.9`` or the question type ``yes/no`` hold dots and slashes), scale and
-    decimals."""
-
-    header: str
-    key: str | tuple[str, ...]
-    scale: float = 1.0
-    digits: int = 2
-
-
-CAPTION_COLUMNS = (
-    Column("BLEU-4 ↑", "BLEU-4", 100.0),
-    Column("METEOR ↑", "METEOR", 100.0),
-    Column("ROUGE-L ↑", "ROUGE-L", 100.0),
-    Column("CIDEr-D ↑", "CIDEr-D", 100.0),
-    Column("distinct captions %", "distinct_caption_ratio", 100.0, 1),
-)
-GROUND_COLUMNS = (Column("Acc@0.5 % ↑", "accuracy@0.5", 100.0, 1), Column("mean IoU ↑", "mean_iou", 1.0, 3))
-RETRIEVE_COLUMNS = (
-    Column("R@1 % ↑", "recall@1", 100.0, 1),
-    Column("R@5 % ↑", "recall@5", 100.0, 1),
-    Column("R@10 % ↑", "recall@10", 100.0, 1),
-    Column("median rank ↓", "median_rank", 1.0, 1),
-)
-
-# The one number per task of the overview table, the verdicts and the console: its column, and its name and
-# unit in a sentence.
-HEADLINE = {
-    "caption": Column("captioning CIDEr-D ↑", "CIDEr-D", 100.0),
-    "vqa": Column("VQA accuracy % ↑", "accuracy", 100.0, 1),
-    "ground": Column("grounding Acc@0.5 % ↑", "accuracy@0.5", 100.0, 1),
-    "retrieve": Column("retrieval R@1 % ↑", "recall@1", 100.0, 1),
-}
-HEADLINE_NAME = {
-    "caption": ("CIDEr-D", ""),
-    "vqa": ("accuracy", " %"),
-    "ground": ("Acc@0.5", " %"),
-    "retrieve": ("R@1", " %"),
-}
-
-# Where a row's numbers sit in a stage report, per task: the model, its shuffled-codes control and the
-# trivial baselines (label, prefix).
-MODEL_PREFIX = {"caption": "metrics", "vqa": "metrics", "ground": "model", "retrieve": ""}
-SHUFFLED_PREFIX = {
-    "caption": "shuffled_codes/metrics",
-    "vqa": "shuffled_codes/metrics",
-    "ground": "baselines/shuffled_codes",
-}
-BASELINES: dict[str, tuple[tuple[str, str], ...]] = {
-    "caption": (("trivial baseline: most frequent training caption", "baseline/metrics"),),
-    "vqa": (("trivial baseline: majority training answer per question type", "baseline/metrics"),),
-    "ground": (
-        ("trivial baseline: mean training box", "baselines/mean_train_box"),
-        ("trivial baseline: centre box of mean size", "baselines/centre_box"),
-    ),
-    "retrieve": (("chance: a uniformly random ranking", "chance"),),
-}
 
 # The paper's numbers (METHOD-LGVQ.md §7.10–7.12): other datasets, 256-px images, 1024 codes — for reference.
 PAPER = {
@@ -121,30 +72,6 @@ PAPER = {
 }
 
 
-def model_label(base: str, lg: bool) -> str:
-    return BASE_NAMES.get(base, base) + ("+LG" if lg else "")
-
-
-def lookup(report: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
-    """A finite number of ``report`` by its keys (``("metrics", "per_type", "yes/no", "accuracy")``), or
-    None."""
-    node: Any = report or {}
-    for part in path:
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
-        return None
-    return float(node)
-
-
-def _join(prefix: str, key: str | tuple[str, ...]) -> tuple[str, ...]:
-    """The keys of ``key`` below ``prefix`` (a "/"-separated path of this module's own section names)."""
-    return tuple(p for p in prefix.split("/") if p) + (key if isinstance(key, tuple) else (key,))
-
-
-def _name(key: str | tuple[str, ...]) -> str:
-    return ".".join(key) if isinstance(key, tuple) else key
-
-
 # ------------------------------------------------------------------------------------------ reading
 
 
@@ -158,22 +85,6 @@ def collect(folder: Path | None, tasks: dict[str, list[str]]) -> dict[str, dict[
             if data is not None:
                 out.setdefault(task, {})[run] = data
     return out
-
-
-def read_report(path: Path | None) -> dict[str, Any] | None:
-    """A stage report with its path recorded under ``pipeline.path``; None when missing or unreadable (with
-    a warning)."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        logger.warning("skipping %s: %s", path, err)
-        return None
-    if not isinstance(data, dict):
-        return None
-    data.setdefault("pipeline", {})["path"] = str(path)
-    return data
 
 
 def _models(runs: dict[str, dict[str, Any]]) -> dict[tuple[str, bool], list[str]]:
@@ -192,10 +103,6 @@ def _cell(values: list[float], column: Column) -> str:
     if interval.n < 2 or not math.isfinite(interval.half_width):
         return f"{interval.mean:.{column.digits}f}"
     return f"{interval.mean:.{column.digits}f} ± {interval.half_width:.{column.digits}f}"
-
-
-def _values(reports: list[dict[str, Any]], path: tuple[str, ...]) -> list[float]:
-    return [v for v in (lookup(r, path) for r in reports) if v is not None]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -262,18 +169,6 @@ def paper_rows(task: str, columns: tuple[Column, ...]) -> list[list[str]]:
     return rows
 
 
-def best_baseline(task: str, reports: list[dict[str, Any]]) -> tuple[str, float] | None:
-    """(label, value) of the task's strongest trivial baseline on its headline number (higher is better for
-    every headline), from the first report that has it."""
-    column = HEADLINE[task]
-    found = []
-    for label, prefix in BASELINES[task]:
-        values = _values(reports, _join(prefix, column.key))
-        if values:
-            found.append((label.split(": ", 1)[-1], values[0]))
-    return max(found, key=lambda item: item[1]) if found else None
-
-
 def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
     """One sentence per model: its headline number against the strongest trivial baseline and the
     shuffled-codes control."""
@@ -292,12 +187,14 @@ def verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
         d = column.digits
         if interval.n >= 2 and math.isfinite(interval.half_width):
             above = interval.low > baseline
-            where = f"{'above' if above else 'NOT above'} it: the {interval.n}-seed interval's low end is {interval.low:.{d}f}{unit}"
+            where = (
+                f"{'above' if above else 'NOT above'} it: the {interval.n}-seed interval's low end is "
+                f"{interval.low:.{d}f}{unit}"
+            )
         else:
             where = f"{'above' if mean > baseline else 'NOT above'} it"
-        text = (
-            f"{model_label(base, lg)}: {name} {mean:.{d}f}{unit} vs {best[0]} {baseline:.{d}f}{unit} ({where})"
-        )
+        text = f"{model_label(base, lg)}: {name} {mean:.{d}f}{unit} vs {best[0]} {baseline:.{d}f}{unit} "
+        text += f"({where})"
         if task in SHUFFLED_PREFIX:
             shuffled = _values(reports, _join(SHUFFLED_PREFIX[task], column.key))
             if shuffled:
@@ -315,7 +212,7 @@ def paired_verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
     name, unit = HEADLINE_NAME[task]
     lines = []
     models = _models(runs)
-    for (base, lg), names in models.items():
+    for base, lg in models:
         if lg or (base, True) not in models:
             continue
         by_seed = {}
@@ -339,24 +236,6 @@ def paired_verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
         )
         lines.append(f"- {sentence}")
     return lines
-
-
-def headline_numbers(task: str, report: dict[str, Any]) -> str:
-    """``"CIDEr-D 41.20 (baseline 30.10, shuffled 20.33)"`` for one stage report (the console headline)."""
-    column = HEADLINE[task]
-    name = HEADLINE_NAME[task][0]
-    value = lookup(report, _join(MODEL_PREFIX[task], column.key))
-    best = best_baseline(task, [report])
-    parts = [f"{name} {_fmt(value, column)}", f"baseline {_fmt(best[1] if best else None, column)}"]
-    if task in SHUFFLED_PREFIX:
-        parts.append(
-            f"shuffled codes {_fmt(lookup(report, _join(SHUFFLED_PREFIX[task], column.key)), column)}"
-        )
-    return f"{parts[0]} ({', '.join(parts[1:])})"
-
-
-def _fmt(value: float | None, column: Column) -> str:
-    return DASH if value is None else f"{value * column.scale:.{column.digits}f}"
 
 
 def overview(collected: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -458,7 +337,8 @@ def section(folder: Path | None, tasks: dict[str, list[str]], out: Path) -> tupl
         seed_note = "Cells with several seeds are the mean ± 95 % Student-t half-width over those seeds."
     lines += [
         f"{found} of {expected} task stages found. Each task trains its second-stage model on the train "
-        "split of a tokenizer's codes (budget: `downstream.<task>` in params.yaml, nothing tuned) and is "
+        "split of a tokenizer's codes (budget: `downstream.<task>` in params.yaml, chosen on the val split, "
+        "never on test) and is "
         "evaluated once on the test split, beside its trivial baseline and the shuffled-codes control "
         "(every image paired with the codes of another test image: what the model gets from the image "
         "itself). " + seed_note,

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipelines.downstream.layout import DASH, lookup, model_label, read_report
 from pipelines.downstream.params import parse_run
-from pipelines.downstream.report import DASH, lookup, model_label, read_report
 from pipelines.statistics import mean_interval
 
 logger = logging.getLogger(__name__)

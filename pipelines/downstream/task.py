@@ -123,7 +123,7 @@ def _training_record(history: dict[str, Any]) -> dict[str, Any]:
 
 def headline(task: str, report: dict[str, Any]) -> str:
     """The key figure of a task stage for the console, beside its baseline."""
-    from pipelines.downstream.report import headline_numbers
+    from pipelines.downstream.layout import headline_numbers
 
     return headline_numbers(task, report)
 
@@ -178,7 +178,7 @@ def run_stage(task: str, argv: list[str] | None = None) -> int:
         "stage_seconds": time.perf_counter() - started,
         "device": device,
         "protocol": "trained on the train split of the code shards, evaluated once on the test split; "
-        "budgets fixed in params.yaml (nothing tuned on val or test); the last step's checkpoint",
+        "budgets fixed in params.yaml (chosen on the val split, never on test); the last step's checkpoint",
     }
     write_json(args.metrics, report)
     text = headline(task, report)

@@ -307,3 +307,50 @@ def test_runner_drives_a_real_child_and_returns_its_code(tmp_path: Path) -> None
 def test_stage_log_names() -> None:
     assert stage_log_name("train@vqgan-off-0") == "train@vqgan-off-0.log"
     assert stage_log_name("sub/dvc.yaml:train") == "sub_dvc.yaml_train.log"
+
+
+def test_each_stage_end_line_and_stages_json_carry_its_wall_time_and_peak_memory(tmp_path: Path) -> None:
+    from pipelines.console.memory import PeakMemory, memory_in_use
+
+    readings = iter(
+        [
+            1_000_000_000,
+            1_000_000_000,
+            1_500_000_000,
+            3_100_000_000,
+            1_200_000_000,
+            1_000_000_000,
+            1_400_000_000,
+            1_100_000_000,
+        ]
+    )
+    memory = PeakMemory(lambda: next(readings))  # baseline 1.0 GB
+    clock = Clock()
+    screen = io.StringIO()
+    session = Session(
+        Terminal(screen, live=False),
+        StageLogs(tmp_path / "logs"),
+        ProgressWatcher(tmp_path / "logs" / "progress"),
+        Outputs(summary=tmp_path / "summary.json", report=tmp_path / "report.md", logs=tmp_path / "logs"),
+        clock=clock,
+        memory=memory,
+    )
+    session.feed("Running stage 'train@a':")  # reset: 1.0 GB
+    session.tick()  # 1.5
+    session.tick()  # 3.1 -> peak 2.1 GB above the start
+    clock.now += 65
+    session.feed("Running stage 'eval@a':")  # close train@a (sample 1.2), reset for eval@a (1.0)
+    session.tick()  # 1.4
+    clock.now += 5
+    assert session.finish(0) == 0  # close eval@a (sample 1.1): peak 0.4 GB
+    text = screen.getvalue()
+    assert "train@a" in text and "1:05  (peak 2.10 GB)" in text
+    assert "(peak 0.40 GB)" in text
+    record = json.loads((tmp_path / "logs" / "stages.json").read_text())["stages"]
+    assert [(r["stage"], r["seconds"], r["peak_memory_bytes"]) for r in record] == [
+        ("train@a", 65.0, 2_100_000_000),
+        ("eval@a", 5.0, 400_000_000),
+    ]
+    # the real reader: this machine's /proc/meminfo gives a positive figure, a missing file gives None
+    assert (memory_in_use() or 1) > 0
+    assert memory_in_use(tmp_path / "no-meminfo") is None

@@ -267,3 +267,30 @@ def test_decoder_trimmed_to_the_real_tokens_gives_the_full_length_loss(tiny_clip
         logits = model.semantic.head(hidden, tiny_clip.input_embeddings())
         full = masked_token_loss(logits, text.token_ids, masked)
     torch.testing.assert_close(out.lmtp, full, rtol=1e-5, atol=1e-5)
+
+
+def test_heads_get_their_own_adam_group_and_it_survives_a_resume(tmp_path, tiny_clip) -> None:
+    """train.guidance_lr / guidance_betas: every parameter outside .base (and only those) in a second group
+    with those settings; a run resumed from its checkpoint keeps both groups."""
+    from lgvq_core.config import TrainConfig
+    from lgvq_core.training.loop import build_optimizers, fit
+
+    base = make_base("vqgan")
+    model = LanguageGuided(base, tiny_clip, _config("fixed"))
+    config = TrainConfig(lr=1e-3, guidance_lr=3e-3, guidance_betas=(0.9, 0.999))
+    optimizer, _ = build_optimizers(model, None, config)
+    tokenizer_group, heads_group = optimizer.param_groups
+    assert (tokenizer_group["lr"], tokenizer_group["betas"]) == (1e-3, (0.5, 0.9))
+    assert (heads_group["lr"], heads_group["betas"]) == (3e-3, (0.9, 0.999))
+    ids = lambda params: {id(p) for p in params}  # noqa: E731
+    assert ids(tokenizer_group["params"]) == ids(p for p in base.parameters() if p.requires_grad)
+    heads = [p for n, p in model.named_parameters() if not n.startswith("base.") and p.requires_grad]
+    assert heads and ids(heads_group["params"]) == ids(heads)
+    # unset: one group, as the official single optimizer
+    assert len(build_optimizers(model, None, TrainConfig(lr=1e-3))[0].param_groups) == 1
+
+    ckpt = str(tmp_path / "ckpt")
+    fit(model, [captioned_batch()], TrainConfig(steps=1, lr=1e-3, guidance_lr=3e-3, checkpoint_dir=ckpt))
+    resumed = fit(model, [captioned_batch()], TrainConfig(steps=2, lr=1e-3, guidance_lr=3e-3, checkpoint_dir=ckpt))
+    assert resumed.state.step == 2
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [1e-3, 3e-3]

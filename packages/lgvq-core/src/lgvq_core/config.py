@@ -285,12 +285,18 @@ class TrainConfig(_StrictConfig):
     (``"bf16"`` works on CPU). ``max_nonfinite_steps``: abort after this many skipped non-finite steps in a
     row.
     ``checkpoint_every = 0`` writes only the final checkpoint (when ``checkpoint_dir`` is set).
+    ``guidance_lr`` / ``guidance_betas``: Adam settings of the LG heads (every parameter of a wrapper outside
+    ``.base``: visual encoder, decoder, projections, temperature) as their own parameter group; ``None`` = the
+    tokenizer's ``lr`` / ``betas`` (the official single optimizer). The heads are transformers trained from
+    scratch, for which taming's (0.5, 0.9) is a slow choice.
     """
 
     steps: int = 1000
     lr: float = 4.5e-6
     disc_lr: float = 4.5e-6
     betas: tuple[float, float] = (0.5, 0.9)
+    guidance_lr: float | None = None
+    guidance_betas: tuple[float, float] | None = None
     weight_decay: float = 0.0
     grad_accum_steps: int = 1
     amp: Literal["none", "bf16", "fp16"] = "none"
@@ -304,6 +310,12 @@ class TrainConfig(_StrictConfig):
     def __post_init__(self) -> None:
         _check(self.steps >= 0, "train.steps", "must be ≥ 0")
         _check(self.lr > 0 and self.disc_lr > 0, "train.lr", "must be positive")
+        _check(self.guidance_lr is None or self.guidance_lr > 0, "train.guidance_lr", "must be positive")
+        _check(
+            self.guidance_betas is None or len(self.guidance_betas) == 2,
+            "train.guidance_betas",
+            "needs two values",
+        )
         _check(self.grad_accum_steps >= 1, "train.grad_accum_steps", "must be ≥ 1")
         _check(self.log_every >= 1, "train.log_every", "must be ≥ 1")
         _check(self.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", "must be ≥ 1")

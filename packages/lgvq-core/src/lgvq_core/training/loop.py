@@ -68,9 +68,26 @@ def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
 def build_optimizers(
     model: nn.Module, discriminator: nn.Module | None, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """Adam(betas) over the trainable parameters of the model, and one for the discriminator (taming)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    """Adam(betas) over the trainable parameters of the model, and one for the discriminator (taming).
+
+    A wrapper's LG heads (parameters outside ``model.base``) form a second parameter group with
+    ``config.guidance_lr`` / ``guidance_betas`` when either is set.
+    """
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    split = hasattr(model, "base") and (config.guidance_lr is not None or config.guidance_betas is not None)
+    heads = [p for name, p in named if split and not name.startswith("base.")]
+    groups: list[dict[str, Any]] = [
+        {"params": [p for name, p in named if not split or name.startswith("base.")]}
+    ]
+    if heads:
+        groups.append(
+            {
+                "params": heads,
+                "lr": config.guidance_lr if config.guidance_lr is not None else config.lr,
+                "betas": tuple(config.guidance_betas) if config.guidance_betas is not None else config.betas,
+            }
+        )
+    optimizer = torch.optim.Adam(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     disc_optimizer = None
     if discriminator is not None:
         disc_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.disc_lr, betas=config.betas)
