@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import progress
+from pipelines.downstream.layout import BASE_NAMES, model_label
 from pipelines.params import StageParams
 from pipelines.stage import parser, setup_logging, write_json
 from pipelines.statistics import Interval, describe_delta, mean_interval, paired_delta
@@ -32,7 +33,6 @@ PARAMS: tuple[str, ...] = ("runs", "downstream.tasks")
 logger = logging.getLogger(__name__)
 
 DASH = "—"
-BASE_NAMES = {"vqvae": "VQ-VAE", "vqgan": "VQ-GAN", "cvq": "CVQ", "vqct": "VQCT"}
 CURVE_KEY = "reconstruction"
 CURVE_KEYS = ("reconstruction", "lgsa", "lmtp", "lras")
 RECALL_GAIN_MIN = 0.10  # the evidence bar: recall with real images beats shuffled images by >= 10 points
@@ -77,10 +77,6 @@ class Run:
     @property
     def label(self) -> str:
         return model_label(self.base, self.lg)
-
-
-def model_label(base: str, lg: bool) -> str:
-    return BASE_NAMES.get(base, base) + ("+LG" if lg else "")
 
 
 Key = tuple[str, bool, int]

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipelines.report import model_label
+from pipelines.downstream.layout import model_label
 
 # (summary.json key, column title, scale, digits)
 COLUMNS: tuple[tuple[str, str, float, int], ...] = (

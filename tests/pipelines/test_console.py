@@ -17,6 +17,7 @@ import pytest
 from pipelines import progress
 from pipelines.console import dvc_output
 from pipelines.console.bar import render
+from pipelines.console.memory import PeakMemory, memory_in_use
 from pipelines.console.runner import child_env, run
 from pipelines.console.session import Outputs, Session
 from pipelines.console.stage_logs import StageLogs, stage_log_name, tail
@@ -37,7 +38,9 @@ class Clock:
         return self.now
 
 
-def _session(tmp_path: Path, clock: Clock | None = None, live: bool = False) -> tuple[Session, io.StringIO]:
+def _session(
+    tmp_path: Path, clock: Clock | None = None, live: bool = False, memory: PeakMemory | None = None
+) -> tuple[Session, io.StringIO]:
     screen = io.StringIO()
     session = Session(
         Terminal(screen, live=live),
@@ -45,6 +48,7 @@ def _session(tmp_path: Path, clock: Clock | None = None, live: bool = False) -> 
         ProgressWatcher(tmp_path / "logs" / "progress"),
         Outputs(summary=tmp_path / "summary.json", report=tmp_path / "report.md", logs=tmp_path / "logs"),
         clock=clock or Clock(),
+        memory=memory,
     )
     return session, screen
 
@@ -310,8 +314,6 @@ def test_stage_log_names() -> None:
 
 
 def test_each_stage_end_line_and_stages_json_carry_its_wall_time_and_peak_memory(tmp_path: Path) -> None:
-    from pipelines.console.memory import PeakMemory, memory_in_use
-
     readings = iter(
         [
             1_000_000_000,
@@ -326,15 +328,7 @@ def test_each_stage_end_line_and_stages_json_carry_its_wall_time_and_peak_memory
     )
     memory = PeakMemory(lambda: next(readings))  # baseline 1.0 GB
     clock = Clock()
-    screen = io.StringIO()
-    session = Session(
-        Terminal(screen, live=False),
-        StageLogs(tmp_path / "logs"),
-        ProgressWatcher(tmp_path / "logs" / "progress"),
-        Outputs(summary=tmp_path / "summary.json", report=tmp_path / "report.md", logs=tmp_path / "logs"),
-        clock=clock,
-        memory=memory,
-    )
+    session, screen = _session(tmp_path, clock, memory=memory)
     session.feed("Running stage 'train@a':")  # reset: 1.0 GB
     session.tick()  # 1.5
     session.tick()  # 3.1 -> peak 2.1 GB above the start
