@@ -18,7 +18,7 @@ import logging
 import math
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from lgvq_core.checksum import file_sha256
 from pipelines import progress
 from pipelines.models import RUN_FILE, GuidanceParams, guidance_config, load_run
-from pipelines.params import StageParams, to_mapping
+from pipelines.params import ParamsError, StageParams, to_mapping
 from pipelines.splits import SplitParams, carve_fraction, split_protocol
 from pipelines.stage import parser, setup_logging, write_json
 
@@ -60,7 +60,8 @@ class EvalParams:
     recall by word class; null = overall only. ``codebook_grid``: latent side (in tokens) each code is tiled
     over before decoding it for the codebook figure. ``fd_size``: side the images are resized to before
     EfficientNet-Lite0 (224 = the network's ImageNet size; 112 costs ~8× less, and 32-px images hold no more
-    detail at 224). ``threads``: torch intra-op threads.
+    detail at 224). ``threads``: torch intra-op threads. ``recall_draws``: mask draws per caption for
+    masked-word recall (seeds ``seed`` …), pooled, so the real − shuffled gain rests on more masked tokens.
     """
 
     split: str = "test"
@@ -77,6 +78,11 @@ class EvalParams:
     threads: int = 2
     kid_subsets: int = 50
     word_classes: str | None = "synthetic"
+    recall_draws: int = 1
+
+    def __post_init__(self) -> None:
+        if self.recall_draws < 1:
+            raise ParamsError(f"eval.recall_draws must be >= 1, got {self.recall_draws}")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -297,20 +303,55 @@ def decode_codes(tokenizer: nn.Module, side: int, batch_size: int, limit: int = 
     return torch.cat(parts)
 
 
-def lg_diagnostics(
-    model: nn.Module, batches: EvalBatches, seed: int, word_classes: dict[str, set[str]] | None
+def pooled_recall(
+    model: nn.Module,
+    batches: EvalBatches,
+    num_masked: int,
+    seeds: Sequence[int],
+    images: str = "real",
+    word_classes: dict[str, set[str]] | None = None,
 ) -> dict[str, float]:
-    """Recall@1 (mask 1 and 3) with real and with shuffled images (the control: each caption meets another
-    image) and their difference, per word class; word–code similarity MSE; image→text retrieval with its
-    chance level."""
-    from lgvq_core.guidance.diagnostics import image_text_retrieval, masked_word_recall
+    """``masked_word_recall`` over several mask draws (one per seed), pooled: every ``recall_at_1[_class]`` is
+    hits / masked tokens summed over the draws, every ``masked_tokens[_class]`` the summed count. More draws
+    score more masked tokens of the same images, so the recall (and the real − shuffled gain, whose draws
+    are paired by seed) varies less with which words happen to be masked."""
+    from lgvq_core.guidance.diagnostics import masked_word_recall
+
+    if not seeds:
+        raise ValueError("pooled_recall needs at least one mask seed")
+    hits: dict[str, float] = {}
+    tokens: dict[str, float] = {}
+    for seed in seeds:
+        draw = masked_word_recall(
+            model, batches, num_masked=num_masked, seed=seed, images=images, word_classes=word_classes
+        )
+        for key, value in draw.items():
+            if key.startswith("recall_at_1"):
+                count = draw["masked_tokens" + key[len("recall_at_1") :]]
+                hits[key] = hits.get(key, 0.0) + value * count
+            elif key.startswith("masked_tokens"):
+                tokens[key] = tokens.get(key, 0.0) + value
+    out = {key: hits[key] / tokens["masked_tokens" + key[len("recall_at_1") :]] for key in hits}
+    return {**out, **tokens}
+
+
+def lg_diagnostics(
+    model: nn.Module,
+    batches: EvalBatches,
+    seed: int,
+    word_classes: dict[str, set[str]] | None,
+    recall_draws: int = 1,
+) -> dict[str, float]:
+    """Recall@1 (mask 1 and 3, pooled over ``recall_draws`` mask draws from seeds ``seed, seed + 1, …``)
+    with real and with shuffled images (the control: each caption meets another image, same masks) and
+    their difference, per word class; word–code similarity MSE; image→text retrieval with its chance level."""
+    from lgvq_core.guidance.diagnostics import image_text_retrieval
 
     out: dict[str, float] = {}
+    seeds = [seed + draw for draw in range(recall_draws)]
     for k in (1, 3):
-        real = masked_word_recall(model, batches, num_masked=k, seed=seed, word_classes=word_classes)
-        shuffled = masked_word_recall(
-            model, batches, num_masked=k, seed=seed, images="shuffled", word_classes=word_classes
-        )
+        real = pooled_recall(model, batches, k, seeds, word_classes=word_classes)
+        shuffled = pooled_recall(model, batches, k, seeds, images="shuffled", word_classes=word_classes)
         for key, value in real.items():
             out[f"{key}_mask{k}"] = value
         for key, value in shuffled.items():
@@ -486,7 +527,7 @@ def evaluate(
     probe = None
     if lg:
         bar.begin("LG heads")
-        diagnostics = lg_diagnostics(model, batches, params.seed, word_classes)
+        diagnostics = lg_diagnostics(model, batches, params.seed, word_classes, params.recall_draws)
     if params.probe_steps > 0:
         bar.begin("probe fit")
         train_batches = EvalBatches(
@@ -511,7 +552,7 @@ def evaluate(
                 vocabulary=training_captions(shards) if config.prediction_vocabulary == "captions" else None,
             ).to(device)
         bar.begin("probe diagnostics")
-        probe_diagnostics = lg_diagnostics(probe, batches, params.seed, word_classes)
+        probe_diagnostics = lg_diagnostics(probe, batches, params.seed, word_classes, params.recall_draws)
     heatmap_model = model if lg else probe
     if heatmap_model is not None:
         first = next(iter(batches))
@@ -545,8 +586,10 @@ def evaluate(
         "splits": split_protocol(shards, splits),
         "kid": "unbiased MMD² with the cubic polynomial kernel on the same features, "
         f"{params.kid_subsets} subsets of min(N, 1000) images; mean and std over subsets",
-        "recall_control": "same masked positions (seed) with the images rolled by one across each batch: "
-        "every caption meets another image; recall_gain = real − shuffled",
+        "recall_control": f"{params.recall_draws} mask draw(s) per caption (seeds {params.seed} to "
+        f"{params.seed + params.recall_draws - 1}), hits pooled over the draws; the same masked positions with "
+        "the images rolled by one across each batch: every caption meets another image; recall_gain = real − "
+        "shuffled",
         "probe": (
             f"fresh LG heads ({config.mode if config else '?'} mode) fitted for {params.probe_steps} steps "
             f"of {params.probe_batch_size} train images at lr {params.probe_lr} on the frozen tokenizer, the "
