@@ -330,7 +330,7 @@ def pooled_recall(
                 count = draw["masked_tokens" + key[len("recall_at_1") :]]
                 hits[key] = hits.get(key, 0.0) + value * count
             elif key.startswith("masked_tokens"):
-                tokens[key] = tokens.get(key, 0.0) + value
+                tokens[key] = tokens.get(key, 0) + value
     out = {key: hits[key] / tokens["masked_tokens" + key[len("recall_at_1") :]] for key in hits}
     return {**out, **tokens}
 
@@ -587,9 +587,9 @@ def evaluate(
         "kid": "unbiased MMD² with the cubic polynomial kernel on the same features, "
         f"{params.kid_subsets} subsets of min(N, 1000) images; mean and std over subsets",
         "recall_control": f"{params.recall_draws} mask draw(s) per caption (seeds {params.seed} to "
-        f"{params.seed + params.recall_draws - 1}), hits pooled over the draws; the same masked positions with "
-        "the images rolled by one across each batch: every caption meets another image; recall_gain = real − "
-        "shuffled",
+        f"{params.seed + params.recall_draws - 1}), hits pooled over the draws; the same masked positions "
+        "with the images rolled by one across each batch: every caption meets another image; recall_gain = "
+        "real − shuffled",
         "probe": (
             f"fresh LG heads ({config.mode if config else '?'} mode) fitted for {params.probe_steps} steps "
             f"of {params.probe_batch_size} train images at lr {params.probe_lr} on the frozen tokenizer, the "

@@ -3,8 +3,9 @@
 ``python -m pipelines.probe_curve --run models/vqgan-on-s0 --shards data/shards --out reports/probe_curve``
 fits fresh LG heads on the run's *frozen* tokenizer (as the evaluate stage's probe, ``fit_probe``: leak-free
 ``fixed`` mode, loss Lgsa + Lmtp + Lras, the ``guidance`` section's head settings) and, every ``--every``
-steps, scores masked-word Recall@1 (mask-1) on the first ``--images`` images of ``--split`` with real and
-with shuffled images, overall and per word class (the evaluate stage's protocol). The heads see ``--steps``
+steps, scores masked-word Recall@1 (mask-1, ``--draws`` mask draws per caption, pooled) on the first
+``--images`` images of ``--split`` with real and with shuffled images, overall and per word class (the
+evaluate stage's protocol). The heads see ``--steps``
 × ``--batch-size`` train images; nothing is chosen from the curve.
 
 Writes ``probe_curve.json`` (the points, the protocol) and ``probe_curve.png`` (recall with real vs shuffled
@@ -17,12 +18,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipelines.evaluate import EvalBatches, synthetic_word_classes
+from pipelines.evaluate import EvalBatches, pooled_recall, synthetic_word_classes
 from pipelines.models import GuidanceParams, guidance_config, load_run, torch_threads
 from pipelines.params import StageParams
 from pipelines.splits import SplitParams, carve_fraction
@@ -34,13 +36,12 @@ CLASSES = ("colour", "shape", "position", "count", "size_pattern", "template")
 
 
 def recall_point(
-    model: Any, batches: EvalBatches, word_classes: dict[str, set[str]], seed: int
+    model: Any, batches: EvalBatches, word_classes: dict[str, set[str]], seeds: Sequence[int]
 ) -> dict[str, float]:
-    """Recall@1 (mask-1) with real and shuffled images, overall, content words and per class, in %."""
-    from lgvq_core.guidance.diagnostics import masked_word_recall
-
-    real = masked_word_recall(model, batches, 1, seed, "real", word_classes)
-    shuffled = masked_word_recall(model, batches, 1, seed, "shuffled", word_classes)
+    """Recall@1 (mask-1, pooled over one mask draw per seed) with real and shuffled images, overall, content
+    words and per class, in %."""
+    real = pooled_recall(model, batches, 1, seeds, "real", word_classes)
+    shuffled = pooled_recall(model, batches, 1, seeds, "shuffled", word_classes)
     point: dict[str, float] = {"masked_tokens": real["masked_tokens"]}
     for name in ("", "_content", *(f"_{c}" for c in CLASSES)):
         key = f"recall_at_1{name}"
@@ -65,6 +66,7 @@ def learning_curve(
     images: int = 256,
     seed: int = 0,
     splits: SplitParams | None = None,
+    draws: int = 4,
 ) -> dict[str, Any]:
     """The curve's points (one per ``every`` steps) and its protocol."""
     from lgvq_core.guidance.language_guided import LanguageGuided
@@ -73,6 +75,8 @@ def learning_curve(
 
     if steps < 1 or every < 1:
         raise ValueError(f"steps and every must be >= 1, got {steps} and {every}")
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     config = guidance_config(guidance)
     if config.mode != "fixed":
         config = guidance_config(GuidanceParams("fixed", guidance.text_encoder, guidance.config))
@@ -84,6 +88,7 @@ def learning_curve(
     train = EvalBatches(shards, "train", image_size, batch_size, seed, steps * batch_size, **carve)
     scored = EvalBatches(shards, split, image_size, 64, seed, images, **carve)
     word_classes = synthetic_word_classes()
+    mask_seeds = [seed + draw for draw in range(draws)]
     points: list[dict[str, float]] = []
     started = time.perf_counter()
 
@@ -91,7 +96,7 @@ def learning_curve(
         if step % every and step != steps:
             return
         elapsed = time.perf_counter() - started
-        point = {"step": step, "seconds": elapsed, **recall_point(heads, scored, word_classes, seed)}
+        point = {"step": step, "seconds": elapsed, **recall_point(heads, scored, word_classes, mask_seeds)}
         points.append(point)
         logger.info(
             "step %d: recall %.1f %% (shuffled %.1f %%), content words %.1f %% (shuffled %.1f %%)",
@@ -128,14 +133,24 @@ def learning_curve(
         "protocol": {
             "heads": f"fresh LG heads ({config.mode} mode) on the frozen tokenizer, loss Lgsa + Lmtp + Lras",
             "train": f"{steps} steps of {batch_size} train images (one caption per image), lr {lr}",
-            "scored": f"first {len(scored)} {split} images, mask-1, seed {seed}; shuffled: rolled by one",
+            "scored": scored_protocol(len(scored), split, mask_seeds),
             "text_encoder": guidance.text_encoder,
         },
     }
 
 
-def plot(curve: dict[str, Any], path: Path) -> Path:
-    """Recall with real vs shuffled images (all words, content words) against head steps."""
+def scored_protocol(images: int, split: str, mask_seeds: Sequence[int]) -> str:
+    """How a curve's points are scored, for its JSON."""
+    return (
+        f"first {images} {split} images, mask-1, {len(mask_seeds)} mask draw(s) per caption (seeds "
+        f"{mask_seeds[0]}–{mask_seeds[-1]}), pooled; shuffled: images rolled by one across each batch"
+    )
+
+
+def plot(
+    curve: dict[str, Any], path: Path, xlabel: str = "probe head steps", title: str | None = None
+) -> Path:
+    """Recall with real vs shuffled images (all words, content words) against steps."""
     from pipelines.plots import _pyplot, save_figure
 
     plt = _pyplot()
@@ -155,9 +170,9 @@ def plot(curve: dict[str, Any], path: Path) -> Path:
             alpha=0.6,
             label=f"{name}, shuffled images",
         )
-    ax.set_xlabel("probe head steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("masked-word Recall@1 (mask-1), %")
-    ax.set_title(f"LG heads on the frozen tokenizer of {Path(curve['run']).name}")
+    ax.set_title(title or f"LG heads on the frozen tokenizer of {Path(curve['run']).name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -176,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--split", default="test")
     p.add_argument("--images", type=int, default=256)
+    p.add_argument("--draws", type=int, default=4, help="mask draws per caption, pooled")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -194,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         images=args.images,
         splits=params.section("splits", SplitParams),
+        draws=args.draws,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "probe_curve.json", curve)

@@ -32,7 +32,20 @@ def test_curve_scores_every_interval_and_leaves_the_tokenizer_alone(tmp_path: Pa
     before = load_file(str(weights))
     out = tmp_path / "curve"
     argv = ["--run", str(run), "--shards", str(shards), "--out", str(out), "--params", str(params)]
-    tiny = ["--steps", "5", "--every", "2", "--batch-size", "4", "--images", "8", "--threads", "1"]
+    tiny = [
+        "--steps",
+        "5",
+        "--every",
+        "2",
+        "--batch-size",
+        "4",
+        "--images",
+        "8",
+        "--draws",
+        "2",
+        "--threads",
+        "1",
+    ]
     assert probe_curve.main([*argv, *tiny, "--log-level", "WARNING"]) == 0
 
     curve = json.loads((out / "probe_curve.json").read_text())
@@ -40,7 +53,7 @@ def test_curve_scores_every_interval_and_leaves_the_tokenizer_alone(tmp_path: Pa
     assert [p["step"] for p in points] == [2, 4, 5]  # every 2 steps, and the last one
     scored = len(EvalBatches(shards, "test", 16, 64, 0, 8))
     for point in points:
-        assert point["masked_tokens"] == scored  # mask-1: one masked token per scored caption
+        assert point["masked_tokens"] == 2 * scored  # mask-1, two draws: two masked tokens per caption
         assert point["all_gain"] == pytest.approx(point["all_real"] - point["all_shuffled"])
         assert 0.0 <= point["all_real"] <= 100.0
     assert (out / "probe_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,8 +3,6 @@ across the draws, the same as combining the single draws by hand."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from downstream_helpers import CONTEXT, save_runs
@@ -49,7 +47,9 @@ def test_pooled_recall_is_hits_over_tokens_summed_across_draws(scored) -> None:
 def test_one_draw_is_the_single_call_and_draws_differ(scored) -> None:
     model, batches = scored
     single = masked_word_recall(model, batches, 3, 5, "shuffled", CLASSES)
-    assert pooled_recall(model, batches, 3, [5], images="shuffled", word_classes=CLASSES) == pytest.approx(single)
+    assert pooled_recall(model, batches, 3, [5], images="shuffled", word_classes=CLASSES) == pytest.approx(
+        single
+    )
     # different seeds mask different tokens: the pooled recall is not one draw repeated
     per_seed = {masked_word_recall(model, batches, 1, s)["recall_at_1"] for s in range(6)}
     assert len(per_seed) > 1
