@@ -27,7 +27,7 @@ import torch
 from pipelines.evaluate import EvalBatches, synthetic_word_classes
 from pipelines.models import BASES, torch_threads
 from pipelines.params import StageParams
-from pipelines.probe_curve import plot, recall_point, scored_protocol
+from pipelines.probe_curve import add_curve_arguments, log_point, plot, recall_point, scored_protocol
 from pipelines.splits import SplitParams, carve_fraction
 from pipelines.stage import setup_logging, write_json
 from pipelines.train import PARAMS, make_job, read_weights
@@ -79,14 +79,7 @@ def learning_curve(
                 if key in metrics:
                     point[key] = float(metrics[key])
             points.append(point)
-            logger.info(
-                "step %d: recall %.1f %% (shuffled %.1f %%), content words %.1f %% (shuffled %.1f %%)",
-                state.step,
-                point["all_real"],
-                point["all_shuffled"],
-                point.get("content_real", float("nan")),
-                point.get("content_shuffled", float("nan")),
-            )
+            log_point(point)
 
     loop = TrainConfig.from_dict(dict(job.loop))
     fit(model, make_loader(job, "train", 0, 1), loop, discriminator=discriminator, callbacks=[Score()])
@@ -106,17 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", choices=BASES, default="vqgan")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shards", type=Path, default=Path("data/shards"))
-    p.add_argument("--out", type=Path, default=Path("reports/joint_curve"))
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    add_curve_arguments(p, out="reports/joint_curve", every=250, split="val", images=400)
     p.add_argument("--weights", type=Path, default=Path("tune/best_loss_weights.yaml"))
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--every", type=int, default=250)
-    p.add_argument("--split", default="val")
-    p.add_argument("--images", type=int, default=400)
-    p.add_argument("--draws", type=int, default=4, help="mask draws per caption, pooled")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     torch_threads(args.threads)

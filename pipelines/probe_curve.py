@@ -98,14 +98,7 @@ def learning_curve(
         elapsed = time.perf_counter() - started
         point = {"step": step, "seconds": elapsed, **recall_point(heads, scored, word_classes, mask_seeds)}
         points.append(point)
-        logger.info(
-            "step %d: recall %.1f %% (shuffled %.1f %%), content words %.1f %% (shuffled %.1f %%)",
-            step,
-            point["all_real"],
-            point["all_shuffled"],
-            point.get("content_real", float("nan")),
-            point.get("content_shuffled", float("nan")),
-        )
+        log_point(point)
 
     torch.manual_seed(seed)
     heads = LanguageGuided(tokenizer, encoder, config)
@@ -147,6 +140,32 @@ def scored_protocol(images: int, split: str, mask_seeds: Sequence[int]) -> str:
     )
 
 
+def log_point(point: dict[str, float]) -> None:
+    """One curve point as a log line: recall with real vs shuffled images, all words and content words."""
+    logger.info(
+        "step %d: recall %.1f %% (shuffled %.1f %%), content words %.1f %% (shuffled %.1f %%)",
+        point["step"],
+        point["all_real"],
+        point["all_shuffled"],
+        point.get("content_real", float("nan")),
+        point.get("content_shuffled", float("nan")),
+    )
+
+
+def add_curve_arguments(p: argparse.ArgumentParser, *, out: str, every: int, split: str, images: int) -> None:
+    """The options both learning curves share (data, output, budget, scoring, threads, logging)."""
+    p.add_argument("--shards", type=Path, default=Path("data/shards"))
+    p.add_argument("--out", type=Path, default=Path(out))
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--every", type=int, default=every)
+    p.add_argument("--split", default=split)
+    p.add_argument("--images", type=int, default=images)
+    p.add_argument("--draws", type=int, default=4, help="mask draws per caption, pooled")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--log-level", default="INFO")
+
+
 def plot(
     curve: dict[str, Any], path: Path, xlabel: str = "probe head steps", title: str | None = None
 ) -> Path:
@@ -182,18 +201,9 @@ def plot(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, required=True, help="a trained run folder (models/<run>)")
-    p.add_argument("--shards", type=Path, default=Path("data/shards"))
-    p.add_argument("--out", type=Path, default=Path("reports/probe_curve"))
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--every", type=int, default=300)
+    add_curve_arguments(p, out="reports/probe_curve", every=300, split="test", images=256)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--split", default="test")
-    p.add_argument("--images", type=int, default=256)
-    p.add_argument("--draws", type=int, default=4, help="mask draws per caption, pooled")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     torch_threads(args.threads)
