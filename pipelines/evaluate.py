@@ -372,10 +372,12 @@ def synthetic_word_classes() -> dict[str, set[str]]:
     shape_words = {w for names in synthetic.SHAPE_SYNONYMS.values() for n in names for w in n.split()}
     relation_words = {w for phrases in scenes._RELATIONS.values() for p in phrases for w in p.split()}
     relation_words -= {"to", "the", "of", "on"}
+    # Where an object lies in the image ("top left corner", "center", ...): as image-dependent as a relation.
+    place_words = {w for row in scenes._POSITION_PHRASES for phrase in row for w in phrase.split()}
     return {
         "colour": {w for name in [*scenes.OBJECT_COLOURS, *scenes.BACKGROUND_COLOURS] for w in name.split()},
         "shape": shape_words - {"shape", "sign"},
-        "position": relation_words,
+        "position": relation_words | place_words,
         "count": set(scenes.NUMBER_WORDS),
         "size_pattern": {*scenes.SIZES, *scenes.PATTERNS},
     }
