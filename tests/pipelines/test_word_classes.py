@@ -1,6 +1,6 @@
-"""The word classes of the masked-word diagnostics on the synthetic scenes: every word that depends on the image
-(colour, shape, size, pattern, count, relation, place in the image) is content; only the caption templates'
-own words count as template."""
+"""The word classes of the masked-word diagnostics on the synthetic scenes: every word that depends on the
+image (colour, shape, size, pattern, count, relation, place in the image) is content; only the caption
+templates' own words count as template."""
 
 from __future__ import annotations
 
