@@ -6,9 +6,9 @@ gets out of them.
 classes) and fits one classifier per input and reader on the train split, ``--steps`` steps of
 ``--batch-size`` (Adam, ``--lr``, the same budget and seed for every reader):
 
-* ``codes, f_vt``: the LG heads' visual token encoder (``lgvq_core`` ``VisualTokenEncoder``, the ``guidance``
-  section's ``visual_width/layers/heads``) with a linear layer on its [CLS] token;
-* ``codes, f_vt + conv stem``: the same after a residual pair of 3×3 convolutions over the code grid;
+* ``codes, f_vt``: the LG heads' visual token encoder without a stem (``lgvq_core`` ``VisualTokenEncoder``,
+  the ``guidance`` section's ``visual_width/layers/heads``) with a linear layer on its [CLS] token;
+* ``codes, f_vt + conv stem``: the same with ``visual_stem: conv`` (residual 3×3 convolutions over the grid);
 * ``codes, CNN``: three 3×3 convolutions, max pooling, a linear layer;
 * ``pixels, CNN`` / ``reconstructions, CNN``: the same CNN (first convolution with the tokenizer's stride) on
   the images — what the scene holds — and on the tokenizer's reconstructions — what its decoder keeps.
@@ -95,34 +95,27 @@ def encode_set(
     )
 
 
-class ConvStem(nn.Module):
-    """x + conv3×3(ReLU(conv3×3(x))) over a B×C×h×w grid."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.body = nn.Sequential(conv, nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
 class VisualTokenReader(nn.Module):
-    """LG's f_vt (optionally after a conv stem) and a linear classifier on its [CLS] token."""
+    """LG's f_vt (optionally with its conv stem, ``visual_stem: conv``) and a linear classifier on [CLS]."""
 
     def __init__(self, code_dim: int, grid: int, classes: int, config: Any, stem: bool) -> None:
         super().__init__()
         from lgvq_core.guidance.visual_encoder import VisualTokenEncoder
 
         width = config.visual_width or code_dim
-        self.stem = ConvStem(code_dim) if stem else nn.Identity()
         self.encoder = VisualTokenEncoder(
-            code_dim, grid, width, width=width, layers=config.visual_layers, heads=config.visual_heads
+            code_dim,
+            grid,
+            width,
+            width=width,
+            layers=config.visual_layers,
+            heads=config.visual_heads,
+            stem="conv" if stem else "none",
         )
         self.head = nn.Linear(width, classes)
 
     def forward(self, codes: Tensor) -> Tensor:
-        return self.head(self.encoder(self.stem(codes))[:, 0])
+        return self.head(self.encoder(codes)[:, 0])
 
 
 def small_cnn(in_channels: int, classes: int, stride: int) -> nn.Module:

@@ -97,6 +97,8 @@ class GuidanceConfig(_StrictConfig):
         context_length: text positions L (the official code hard-wires 30, SOT/EOT included).
         visual_width: width of the visual-token transformer; ``None`` = the base's code dimension.
         visual_layers, visual_heads: depth / heads of the visual-token transformer f_vt.
+        visual_stem: ``"none"`` (official) or ``"conv"``: residual 3×3 convolutions over the code grid before
+            f_vt's transformer, so that tokens see their neighbours (``VisualTokenEncoder``).
         decoder_layers, decoder_heads, decoder_dropout: the cross-attention decoder f_m (FFN = text width).
         decoder_norm_first: pre-LN decoder layers (the official f_m is post-LN, ``False``); pre-LN trains
             faster from scratch, which matters at short CPU budgets.
@@ -122,6 +124,7 @@ class GuidanceConfig(_StrictConfig):
     visual_width: int | None = None
     visual_layers: int = 2
     visual_heads: int = 1
+    visual_stem: str = "none"
     decoder_layers: int = 2
     decoder_heads: int = 1
     decoder_dropout: float = 0.1
@@ -161,6 +164,8 @@ class GuidanceConfig(_StrictConfig):
             raise ConfigError(
                 f"visual_width {self.visual_width} is not divisible by visual_heads {self.visual_heads}"
             )
+        if self.visual_stem not in ("none", "conv"):
+            raise ConfigError(f"visual_stem must be 'none' or 'conv', got {self.visual_stem!r}")
         if not 0.0 <= self.decoder_dropout < 1.0:
             raise ConfigError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
         if not 0.0 <= self.mask_ratio_min < self.mask_ratio_max <= 1.0:

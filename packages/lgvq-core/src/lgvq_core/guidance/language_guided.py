@@ -110,6 +110,7 @@ class LanguageGuided(nn.Module):
             width=config.visual_width,
             layers=config.visual_layers,
             heads=config.visual_heads,
+            stem=config.visual_stem,
         )
         self.cls_to_sentence: nn.Module = (
             nn.Identity() if sentence_dim == text_dim else nn.Linear(text_dim, sentence_dim, bias=False)
