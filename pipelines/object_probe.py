@@ -16,7 +16,7 @@ classes) and fits one classifier per input and reader on the train split, ``--st
 Each is scored on ``--split`` (``val``: nothing here is reported as a test result) beside the majority label
 of the train split, with Wilson 95 % intervals, over all scored images and by object size (side at most the
 train median, or larger). Writes ``object_probe.json``, ``object_probe.md`` (the table) and
-``object_probe.png``. Not a DVC stage: a diagnostic (about 6 CPU min at the default size on 2 cores).
+``object_probe.png``. Not a DVC stage: a diagnostic (about 4 min at the default size on 2 cores).
 """
 
 from __future__ import annotations
