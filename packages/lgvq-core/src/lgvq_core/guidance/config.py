@@ -38,6 +38,7 @@ from lgvq_core.config import ConfigError, _StrictConfig
 
 Mode = Literal["paper", "fixed"]
 MODES: tuple[str, ...] = ("paper", "fixed")
+VISUAL_STEMS: tuple[str, ...] = ("none", "conv")  # f_vt's stem (VisualTokenEncoder)
 Masking = Literal["encoder_input", "encoder_output"]
 InfoNCE = Literal["one_way_unit_temperature", "symmetric_learned_temperature"]
 RasReduction = Literal["all", "valid"]
@@ -164,8 +165,8 @@ class GuidanceConfig(_StrictConfig):
             raise ConfigError(
                 f"visual_width {self.visual_width} is not divisible by visual_heads {self.visual_heads}"
             )
-        if self.visual_stem not in ("none", "conv"):
-            raise ConfigError(f"visual_stem must be 'none' or 'conv', got {self.visual_stem!r}")
+        if self.visual_stem not in VISUAL_STEMS:
+            raise ConfigError(f"visual_stem must be one of {VISUAL_STEMS}, got {self.visual_stem!r}")
         if not 0.0 <= self.decoder_dropout < 1.0:
             raise ConfigError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
         if not 0.0 <= self.mask_ratio_min < self.mask_ratio_max <= 1.0:

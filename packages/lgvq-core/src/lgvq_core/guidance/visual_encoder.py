@@ -6,14 +6,17 @@ the h·w+1 tokens, then ``ln_post`` and a bias-free projection to the text width
 
 ``stem="conv"`` (not in the official code) first adds a residual pair of 3×3 convolutions over the code grid,
 so every token sees its neighbours before attention. Without it the transformer must learn locality from its
-positional embedding alone: on the synthetic scenes a supervised 7-way shape classifier on [CLS] stayed at
-chance after 2,000 steps, and with the stem it reached 54 % in 500 (``python -m pipelines.object_probe``).
+positional embedding alone: on the synthetic scenes a supervised 7-way shape classifier on [CLS] stays near
+the majority label (16.8 % vs 11.2 % after 500 steps), and with the stem it reaches 60.0 %
+(``python -m pipelines.object_probe``, ``reports/object_probe/``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from lgvq_core.guidance.config import VISUAL_STEMS
 
 
 class QuickGELU(nn.Module):
@@ -44,14 +47,14 @@ class ConvStem(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.body = nn.Sequential(conv, nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
-
-
-VISUAL_STEMS = ("none", "conv")
 
 
 class VisualTokenEncoder(nn.Module):
