@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,11 +41,27 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 1200) -> str:
         TOKENIZERS_PARALLELISM="false",
     )
     env.pop("RAY_ADDRESS", None)
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert out.returncode == 0, (
-        f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    # Its own process group, stopped when the test ends early (pytest-timeout, Ctrl-C), so that the pipeline's
+    # Ray head (stopped by scripts/pipeline.sh's trap on TERM) does not outlive a failed test.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    return out.stdout + out.stderr
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed ({proc.returncode}):\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    )
+    return stdout + stderr
 
 
 def _copy_repo(dst: Path) -> None:
