@@ -165,59 +165,67 @@ def train_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     torch.manual_seed(job.seed)  # the same initial weights on every rank and in every run of this job
     model, discriminator, meta = build_trainable(job, device)
-    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-train-r{rank}-"))
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as restored:
-            if (Path(restored) / LAST).is_dir():
-                shutil.copytree(Path(restored) / LAST, workdir / LAST)
-                logger.info("rank %d: restored checkpoint %s", rank, checkpoint.path)
-    loop = TrainConfig.from_dict({**job.loop, "checkpoint_dir": str(workdir)})
-    pending: list[Path] = []
-    # Rank 0 feeds the console's progress bar when one follows the stage; otherwise its tqdm bar, as before.
-    bar = progress.bar("train", "train", loop.steps) if rank == 0 and progress.active() else None
+    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(job, rank)))
+    try:
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as restored:
+                if (Path(restored) / LAST).is_dir():
+                    shutil.copytree(Path(restored) / LAST, workdir / LAST)
+                    logger.info("rank %d: restored checkpoint %s", rank, checkpoint.path)
+        loop = TrainConfig.from_dict({**job.loop, "checkpoint_dir": str(workdir)})
+        pending: list[Path] = []
+        # Rank 0 feeds the console's progress bar when one follows the stage; otherwise its tqdm bar.
+        bar = progress.bar("train", "train", loop.steps) if rank == 0 and progress.active() else None
 
-    class ReportToRay(Callback):
-        def on_step_end(self, state, metrics):
-            if bar is not None:
-                bar.update(state.step)
+        class ReportToRay(Callback):
+            def on_step_end(self, state, metrics):
+                if bar is not None:
+                    bar.update(state.step)
 
-        def on_checkpoint(self, state, path):  # rank 0 only
-            pending.append(Path(path))
+            def on_checkpoint(self, state, path):  # rank 0 only
+                pending.append(Path(path))
 
-        def on_report(self, state, metrics):  # every rank, same steps
-            ckpt = _checkpoint_of(workdir) if rank == 0 and pending else None
-            pending.clear()
-            if bar is not None and "reconstruction" in metrics:
-                bar.update(state.step, note=f"reconstruction {metrics['reconstruction']:.4f}")
-            ray.train.report({**metrics, "epoch": state.epoch}, checkpoint=ckpt)
+            def on_report(self, state, metrics):  # every rank, same steps
+                ckpt = _checkpoint_of(workdir) if rank == 0 and pending else None
+                pending.clear()
+                if bar is not None and "reconstruction" in metrics:
+                    bar.update(state.step, note=f"reconstruction {metrics['reconstruction']:.4f}")
+                ray.train.report({**metrics, "epoch": state.epoch}, checkpoint=ckpt)
 
-    started = time.perf_counter()
-    result = fit(
-        model,
-        make_loader(job, "train", rank, world),
-        loop,
-        discriminator=discriminator,
-        callbacks=[ReportToRay()],
-        progress=rank == 0 and bar is None,
-    )
-    if bar is not None:
-        bar.finish()
-    seconds = time.perf_counter() - started
-    final = dict(result.history[-1]) if result.history else {}
-    final.update(epoch=result.state.epoch, train_seconds=seconds, step=result.state.step)
-    ckpt = None
-    if rank == 0:
-        meta.update(
-            steps=result.state.step,
-            train_seconds=seconds,
-            world_size=world,
-            skipped_nonfinite=result.state.skipped_nonfinite,
-            history=result.history,
+        started = time.perf_counter()
+        result = fit(
+            model,
+            make_loader(job, "train", rank, world),
+            loop,
+            discriminator=discriminator,
+            callbacks=[ReportToRay()],
+            progress=rank == 0 and bar is None,
         )
-        save_run(model.cpu(), workdir / EXPORT, meta)
-        ckpt = _checkpoint_of(workdir)
-    ray.train.report(final, checkpoint=ckpt)
+        if bar is not None:
+            bar.finish()
+        seconds = time.perf_counter() - started
+        final = dict(result.history[-1]) if result.history else {}
+        final.update(epoch=result.state.epoch, train_seconds=seconds, step=result.state.step)
+        ckpt = None
+        if rank == 0:
+            meta.update(
+                steps=result.state.step,
+                train_seconds=seconds,
+                world_size=world,
+                skipped_nonfinite=result.state.skipped_nonfinite,
+                history=result.history,
+            )
+            save_run(model.cpu(), workdir / EXPORT, meta)
+            ckpt = _checkpoint_of(workdir)
+        ray.train.report(final, checkpoint=ckpt)
+    finally:  # every reported checkpoint was copied to storage (synchronous upload): the local copy goes
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def scratch_prefix(job: TrainJob, rank: int) -> str:
+    """Name prefix of a worker's local checkpoint folder (in the system temp folder) for ``job``."""
+    return f"lgvq-train-{job.digest()}-r{rank}-"
 
 
 def _checkpoint_of(workdir: Path):

@@ -4,6 +4,7 @@ resumes."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def _job(params: Path, shards: Path, base: str = "vqgan", lg: bool = False):
 
 
 def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> None:
-    from pipelines.ray_train import run
+    from pipelines.ray_train import run, scratch_prefix
 
     shards = tiny_shards(tmp_path)
     params = tiny_params(
@@ -40,6 +41,10 @@ def test_two_workers_train_checkpoint_and_resume(tmp_path: Path, ray_local) -> N
     checkpoints = sorted((tmp_path / "ray_results" / "smoke").glob("checkpoint_*"))
     assert checkpoints, "no checkpoint reached storage"
     assert any((c / "last" / "trainer.json").is_file() for c in checkpoints)
+    scratch = [
+        p for rank in (0, 1) for p in Path(tempfile.gettempdir()).glob(scratch_prefix(job, rank) + "*")
+    ]
+    assert not scratch, f"the workers left their local checkpoint folders: {scratch}"
 
     # Same run name, more steps: Ray finds the run's last checkpoint and the loop continues from step 4.
     longer = tiny_params(
