@@ -6,6 +6,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,3 +169,15 @@ def trainer_without_cleaner() -> type:
             return [cb for cb in callbacks if not isinstance(cb, PlacementGroupCleanerCallback)]
 
     return TrainerWithoutCleaner
+
+
+@contextmanager
+def worker_scratch(prefix: str) -> Iterator[Path]:
+    """A Ray worker's local checkpoint folder (``prefix`` + random, in the system temp folder), removed when
+    the block ends: every checkpoint reported from it has been copied to storage by then (synchronous
+    upload)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -16,11 +16,12 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pipelines.ray_runtime import worker_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +166,7 @@ def train_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     torch.manual_seed(job.seed)  # the same initial weights on every rank and in every run of this job
     model, discriminator, meta = build_trainable(job, device)
-    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(job, rank)))
-    try:
+    with worker_scratch(scratch_prefix(job, rank)) as workdir:
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as restored:
@@ -219,8 +219,6 @@ def train_worker(config: dict[str, Any]) -> None:
             save_run(model.cpu(), workdir / EXPORT, meta)
             ckpt = _checkpoint_of(workdir)
         ray.train.report(final, checkpoint=ckpt)
-    finally:  # every reported checkpoint was copied to storage (synchronous upload): the local copy goes
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def scratch_prefix(job: TrainJob, rank: int) -> str:

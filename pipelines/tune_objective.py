@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pipelines.ray_runtime import worker_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +298,7 @@ def _train(
         device = ray.train.torch.get_device()
     torch.manual_seed(job.seed)  # every trial starts from the same initial weights
     model, discriminator, _ = build_trainable(job, device)
-    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-tune-r{rank}-"))
-    try:
+    with worker_scratch(f"lgvq-tune-r{rank}-") as workdir:
         if checkpoint is not None:
             with checkpoint.as_directory() as restored:
                 if (Path(restored) / CHECKPOINT_DIR).is_dir():
@@ -323,8 +323,6 @@ def _train(
             callbacks=[reporter.callback],
         )
         reporter.flush()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:

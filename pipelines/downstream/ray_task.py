@@ -24,11 +24,12 @@ import json
 import logging
 import resource
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pipelines.ray_runtime import worker_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -162,16 +163,16 @@ def _loop_worker(job: TaskJob) -> None:
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-{job.task}-r{rank}-"))
-    train_loop(
-        job,
-        workdir,
-        _restore(workdir),
-        _report_to_ray,
-        rank=rank,
-        world=world,
-        wrap=ray.train.torch.prepare_model,
-    )
+    with worker_scratch(f"lgvq-{job.task}-r{rank}-") as workdir:
+        train_loop(
+            job,
+            workdir,
+            _restore(workdir),
+            _report_to_ray,
+            rank=rank,
+            world=world,
+            wrap=ray.train.torch.prepare_model,
+        )
 
 
 def train_loop(
@@ -315,31 +316,31 @@ def _probe_worker(job: TaskJob) -> None:
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     config = task_config(job)
-    workdir = Path(tempfile.mkdtemp(prefix=f"lgvq-retrieve-r{rank}-"))
-    restored = _restore(workdir)
-    folder = None
-    final: dict[str, Any] = {"step": config.probe_steps}
-    if rank == 0:
-        export = workdir / EXPORT
-        if restored is not None and (restored / EXPORT).is_dir():
-            shutil.copytree(restored / EXPORT, export)
-            logger.info("retrieve: the probe of the checkpoint is kept")
-        else:
-            started = time.perf_counter()
-            model = build(job.run, config)
-            history: dict[str, Any] = {"heads": model.heads, "steps": 0}
-            if not model.trained:
-                limit = config.probe_steps * config.probe_batch_size
-                train_set = RetrievalDataset(
-                    job.codes, "train", seed=config.seed, limit=limit, on_error=config.on_error
-                )
-                history = train(model, train_set, config)
-            history.update(task="retrieve", train_seconds=time.perf_counter() - started, resumed_from=0)
-            model.save_pretrained(export)
-            (export / HISTORY).write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
-        final["train_seconds"] = json.loads((export / HISTORY).read_text()).get("train_seconds", 0.0)
-        folder = _checkpoint_folder(workdir)
-    _report_to_ray(final, folder)
+    with worker_scratch(f"lgvq-retrieve-r{rank}-") as workdir:
+        restored = _restore(workdir)
+        folder = None
+        final: dict[str, Any] = {"step": config.probe_steps}
+        if rank == 0:
+            export = workdir / EXPORT
+            if restored is not None and (restored / EXPORT).is_dir():
+                shutil.copytree(restored / EXPORT, export)
+                logger.info("retrieve: the probe of the checkpoint is kept")
+            else:
+                started = time.perf_counter()
+                model = build(job.run, config)
+                history: dict[str, Any] = {"heads": model.heads, "steps": 0}
+                if not model.trained:
+                    limit = config.probe_steps * config.probe_batch_size
+                    train_set = RetrievalDataset(
+                        job.codes, "train", seed=config.seed, limit=limit, on_error=config.on_error
+                    )
+                    history = train(model, train_set, config)
+                history.update(task="retrieve", train_seconds=time.perf_counter() - started, resumed_from=0)
+                model.save_pretrained(export)
+                (export / HISTORY).write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
+            final["train_seconds"] = json.loads((export / HISTORY).read_text()).get("train_seconds", 0.0)
+            folder = _checkpoint_folder(workdir)
+        _report_to_ray(final, folder)
 
 
 # ------------------------------------------------------------------------------------------ driver side
