@@ -234,8 +234,20 @@ def paired_verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
             unit=unit.strip() if unit.strip() != "%" else "points",
             digits=column.digits,
         )
+        if task == "retrieve" and _unequal_heads(runs, models[(base, False)], models[(base, True)]):
+            sentence += (
+                " The rows' heads differ: the +LG run's own heads trained with its tokenizer against probe heads "
+                "fitted to the frozen base, so this delta measures LG's joint training of the heads, not the codes; "
+                "the same-budget probe on both tokenizers (the tokenizer tables above) compares the codes."
+            )
         lines.append(f"- {sentence}")
     return lines
+
+
+def _unequal_heads(runs: dict[str, dict[str, Any]], base_runs: list[str], lg_runs: list[str]) -> bool:
+    """Whether the retrieval rows of a base and its +LG run were scored with different kinds of heads."""
+    heads = {runs[n].get("heads") for n in base_runs}, {runs[n].get("heads") for n in lg_runs}
+    return heads[0] != heads[1]
 
 
 def overview(collected: dict[str, dict[str, dict[str, Any]]]) -> list[str]:

@@ -112,6 +112,9 @@ def test_one_seed_per_model_renders_values_without_intervals(tmp_path: Path) -> 
     assert "- VQ-GAN: Acc@0.5 10.0 % vs centre box of mean size 8.0 % (above it), shuffled codes 7.0" in text
     assert "shuffled codes 25.00 (the image adds +35.00)" in text
     assert "- VQ-GAN+LG vs VQ-GAN, CIDEr-D: +20.00 over 1 seed — a single seed, no interval" in text
+    # Retrieval's rows use different heads (own LG vs probe): the delta says what it measures.
+    assert "- VQ-GAN+LG vs VQ-GAN, R@1: +15.0 points over 1 seed" in text
+    assert "so this delta measures LG's joint training of the heads, not the codes" in text
     assert "[VQ-GAN+LG seed 0](downstream/caption-vqgan-on-s0.png)" in text
     assert "| caption@vqgan-on-s0 | 10 | 100 | 1 | 3 | 2 | 9 |" in text
     tasks = summary["downstream"]["tasks"]
