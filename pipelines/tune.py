@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from pipelines import progress
 from pipelines.params import ParamsError, StageParams, to_mapping
 from pipelines.ray_runtime import RayParams
 from pipelines.stage import parser, setup_logging
-from pipelines.tune_objective import WEIGHTS, TrialSettings, finite, release_callback, trial
+from pipelines.tune_objective import WEIGHTS, TrialSettings, finite, release_callback, scratch_root, trial
 from pipelines.tune_space import TuneParams, check, param_space, scheduler, searcher
 
 PARAMS = ("data.image_size", "splits", "model", "guidance", "vqct", "train", "ray", "tune")
@@ -160,7 +161,10 @@ def run(p: Plan, *, restore: bool = False, callbacks: list[Any] | None = None, v
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    finally:  # the trials' local checkpoint folders on this node, including those of trials ASHA stopped
+        shutil.rmtree(scratch_root(p.settings.experiment), ignore_errors=True)
 
 
 def progress_callback(p: Plan) -> Any:

@@ -236,9 +236,10 @@ def paired_verdicts(task: str, runs: dict[str, dict[str, Any]]) -> list[str]:
         )
         if task == "retrieve" and _unequal_heads(runs, models[(base, False)], models[(base, True)]):
             sentence += (
-                " The rows' heads differ: the +LG run's own heads trained with its tokenizer against probe heads "
-                "fitted to the frozen base, so this delta measures LG's joint training of the heads, not the codes; "
-                "the same-budget probe on both tokenizers (the tokenizer tables above) compares the codes."
+                " The rows' heads differ: the +LG run's own heads trained with its tokenizer against "
+                "probe heads fitted to the frozen base, so this delta measures LG's joint training of the "
+                "heads, not the codes; the same-budget probe on both tokenizers (the tokenizer tables "
+                "above) compares the codes."
             )
         lines.append(f"- {sentence}")
     return lines

@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from ray import tune
 from pipelines import tune as tune_stage
 from pipelines.params import ParamsError, read_yaml
 from pipelines.train import read_weights
+from pipelines.tune_objective import scratch_root
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICIAL = {"alpha": 0.001, "beta": 0.01, "gamma": 0.0001}
@@ -152,7 +155,15 @@ def test_tiny_search_writes_weights_table_and_plot_and_asha_stops_the_worst(
         tmp_path, points_to_evaluate=[OFFICIAL, other, OFFICIAL], num_samples=3, max_concurrent_trials=1
     )
     out = tmp_path / "tune"
+    started = time.time() - 1.0
     assert tune_stage.main(["--params", str(params), "--shards", str(shards), "--out", str(out)]) == 0
+
+    # No trial's local checkpoint folder is left, not even the one ASHA stopped (its actor is killed before
+    # its own clean-up runs): neither the experiment's scratch root nor a folder under an older name.
+    temp = Path(tempfile.gettempdir())
+    assert not scratch_root(tune_stage.plan(params, shards).settings.experiment).exists()
+    left = [p for p in temp.glob("lgvq-tune-r*") if p.stat().st_mtime >= started]
+    assert not left, f"trials left their local checkpoint folders: {left}"
 
     table = _table(out)
     assert len(table) == 3
