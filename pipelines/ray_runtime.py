@@ -172,11 +172,13 @@ def trainer_without_cleaner() -> type:
 
 
 @contextmanager
-def worker_scratch(prefix: str) -> Iterator[Path]:
-    """A Ray worker's local checkpoint folder (``prefix`` + random, in the system temp folder), removed when
-    the block ends: every checkpoint reported from it has been copied to storage by then (synchronous
-    upload)."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+def worker_scratch(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A Ray worker's local checkpoint folder (``prefix`` + random, in ``parent``, created if missing, or the
+    system temp folder), removed when the block ends: every checkpoint reported from it has been copied to
+    storage by then (synchronous upload)."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield workdir
     finally:

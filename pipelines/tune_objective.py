@@ -28,11 +28,12 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from pipelines.ray_runtime import worker_scratch
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def _train(
         device = ray.train.torch.get_device()
     torch.manual_seed(job.seed)  # every trial starts from the same initial weights
     model, discriminator, _ = build_trainable(job, device)
-    with trial_scratch(s.experiment, rank) as workdir:
+    with worker_scratch(f"r{rank}-", parent=scratch_root(s.experiment)) as workdir:
         if checkpoint is not None:
             with checkpoint.as_directory() as restored:
                 if (Path(restored) / CHECKPOINT_DIR).is_dir():
@@ -330,19 +331,6 @@ def scratch_root(experiment: str) -> Path:
     experiment's trials. The driver removes it when the search ends (``pipelines.tune.run``): a trial that
     ASHA stops is killed before its own clean-up runs, so it cannot be relied on to remove its folder."""
     return Path(tempfile.gettempdir()) / f"lgvq-tune-scratch-{experiment}"
-
-
-@contextmanager
-def trial_scratch(experiment: str, rank: int) -> Iterator[Path]:
-    """A trial worker's local checkpoint folder under :func:`scratch_root`, removed when the block ends (every
-    checkpoint reported from it has been copied to storage by then: the upload is synchronous)."""
-    root = scratch_root(experiment)
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f"r{rank}-", dir=root))
-    try:
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _trial_on_ray_train(config: dict[str, Any], s: TrialSettings) -> None:
